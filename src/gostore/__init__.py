@@ -1,0 +1,38 @@
+"""gostore: a SQLite key-value store with groups, TTL expiry, namespaces with quotas and live
+change events; the Python counterpart of the Go library go-store."""
+
+from ._accel import SPEEDUPS
+from ._types import KeyValue
+from .errors import (
+    InvalidNamespaceError,
+    NotFoundError,
+    QuotaExceededError,
+    StoreClosedError,
+    StoreError,
+    TemplateError,
+)
+from .events import Event, EventType, Watcher
+from .scope import QuotaConfig, ScopedStore
+from .store import Store
+from .transaction import Transaction
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Event",
+    "EventType",
+    "InvalidNamespaceError",
+    "KeyValue",
+    "NotFoundError",
+    "QuotaConfig",
+    "QuotaExceededError",
+    "SPEEDUPS",
+    "ScopedStore",
+    "Store",
+    "StoreClosedError",
+    "StoreError",
+    "TemplateError",
+    "Transaction",
+    "Watcher",
+    "__version__",
+)

@@ -1,0 +1,214 @@
+"""All SQL text, connection pragmas, and schema creation/migration (go-store's file format).
+
+The table layout is go-store's, byte for byte, so either library opens the other's files::
+
+    entries(group_name TEXT NOT NULL, entry_key TEXT NOT NULL, entry_value TEXT NOT NULL,
+            expires_at INTEGER, PRIMARY KEY (group_name, entry_key))
+
+``expires_at`` is Unix milliseconds or NULL. Every value is bound with ``?``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import apsw
+
+from .errors import StoreError
+
+# A row is live when it has no expiry or expires strictly after "now" (Unix ms).
+LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+CREATE_ENTRIES = """CREATE TABLE IF NOT EXISTS entries (
+    group_name  TEXT NOT NULL,
+    entry_key   TEXT NOT NULL,
+    entry_value TEXT NOT NULL,
+    expires_at  INTEGER,
+    PRIMARY KEY (group_name, entry_key)
+)"""
+
+# -- single-row reads and writes -------------------------------------------------------------
+GET = "SELECT entry_value, expires_at FROM entries WHERE group_name = ? AND entry_key = ?"
+EXISTS = f"SELECT 1 FROM entries WHERE group_name = ? AND entry_key = ? AND {LIVE}"
+# NOTE: an upsert, as go-store writes it; a plain set clears any TTL.
+SET = (
+    "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (group_name, entry_key) DO UPDATE SET "
+    "entry_value = excluded.entry_value, expires_at = excluded.expires_at"
+)
+DELETE = "DELETE FROM entries WHERE group_name = ? AND entry_key = ?"
+# The lazy delete re-checks the expiry so it never removes a row another process just renewed.
+DELETE_EXPIRED_KEY = (
+    "DELETE FROM entries WHERE group_name = ? AND entry_key = ? "
+    "AND expires_at IS NOT NULL AND expires_at <= ?"
+)
+DELETE_GROUP = "DELETE FROM entries WHERE group_name = ?"
+
+# -- group reads -----------------------------------------------------------------------------
+COUNT = f"SELECT COUNT(*) FROM entries WHERE group_name = ? AND {LIVE}"
+
+# NOTE: batch decoding. A whole group comes back from one sqlite3_step as two UTF-8 blobs,
+# keys and values joined by the byte 0xFF, which valid UTF-8 never contains; the count lets
+# the decoder detect a foreign row whose text is not valid UTF-8 (go-store can write any
+# bytes) and fall back to row-by-row reads. One step instead of one per row is what makes
+# get_all faster than iterating an APSW cursor. The unordered form lets SQLite aggregate
+# straight off the primary-key index; the ordered forms walk that index in key order.
+GROUP_BLOB = (
+    "SELECT COUNT(*), CAST(group_concat(entry_key, X'FF') AS BLOB), "
+    "CAST(group_concat(entry_value, X'FF') AS BLOB) "
+    f"FROM entries WHERE group_name = ? AND {LIVE}"
+)
+_ORDERED_BLOB = (
+    "SELECT COUNT(*), CAST(group_concat(entry_key, X'FF') AS BLOB), "
+    "CAST(group_concat(entry_value, X'FF') AS BLOB) FROM ("
+    "SELECT entry_key, entry_value FROM entries WHERE group_name = ? AND {where} AND " + LIVE
+    + " ORDER BY entry_key LIMIT ? {offset})"
+)
+PAGE_AFTER_BLOB = _ORDERED_BLOB.format(where="entry_key > ?", offset="")
+PAGE_OFFSET_BLOB = _ORDERED_BLOB.format(where="1", offset="OFFSET ?")
+# The row-by-row fallback for the forms above.
+GROUP_ROWS = f"SELECT entry_key, entry_value FROM entries WHERE group_name = ? AND {LIVE}"
+PAGE_AFTER_ROWS = (
+    f"SELECT entry_key, entry_value FROM entries WHERE group_name = ? AND entry_key > ? "
+    f"AND {LIVE} ORDER BY entry_key LIMIT ?"
+)
+PAGE_OFFSET_ROWS = (
+    f"SELECT entry_key, entry_value FROM entries WHERE group_name = ? AND {LIVE} "
+    "ORDER BY entry_key LIMIT ? OFFSET ?"
+)
+GET_MANY_ROW = f"SELECT entry_value FROM entries WHERE group_name = ? AND entry_key = ? AND {LIVE}"
+
+# -- prefix reads and writes: ``group_name >= lo AND group_name < hi`` ------------------------
+# NOTE: a prefix is literal (no LIKE wildcards) and may hold NUL, so it becomes a range on the
+# primary-key index; ``hi`` is bound as an empty BLOB when there is no upper bound, because in
+# SQLite every TEXT sorts before every BLOB.
+IN_RANGE = "group_name >= ? AND group_name < ?"
+COUNT_PREFIX = f"SELECT COUNT(*) FROM entries WHERE {IN_RANGE} AND {LIVE}"
+_GROUPS_PAGE = (
+    "SELECT DISTINCT group_name FROM entries WHERE " + IN_RANGE + " AND group_name {after} ? AND "
+    + LIVE + " ORDER BY group_name LIMIT ?"
+)
+GROUPS_FIRST = _GROUPS_PAGE.format(after=">=")  # the prefix itself may be a group name
+GROUPS_AFTER = _GROUPS_PAGE.format(after=">")
+# A namespace's live totals, for the quota ledger: per group, then the rows that will expire.
+NAMESPACE_TOTALS = (
+    "SELECT group_name, COUNT(*), SUM(octet_length(entry_key) + octet_length(entry_value)) "
+    f"FROM entries WHERE {IN_RANGE} AND {LIVE} GROUP BY group_name"
+)
+NAMESPACE_EXPIRING = (
+    "SELECT group_name, entry_key, octet_length(entry_key) + octet_length(entry_value), "
+    f"expires_at FROM entries WHERE {IN_RANGE} AND expires_at IS NOT NULL AND expires_at > ?"
+)
+ROW_SIZE = (
+    "SELECT octet_length(entry_key) + octet_length(entry_value), expires_at FROM entries "
+    "WHERE group_name = ? AND entry_key = ?"
+)
+DATA_VERSION = "PRAGMA data_version"
+DELETE_PREFIX = f"DELETE FROM entries WHERE {IN_RANGE}"
+DELETE_PREFIX_RETURNING = f"DELETE FROM entries WHERE {IN_RANGE} RETURNING group_name"
+
+# -- expiry ----------------------------------------------------------------------------------
+PURGE = "DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?"
+PURGE_RETURNING = PURGE + " RETURNING group_name, entry_key"
+PURGE_RANGE = f"DELETE FROM entries WHERE {IN_RANGE} AND expires_at IS NOT NULL AND expires_at <= ?"
+PURGE_RANGE_RETURNING = PURGE_RANGE + " RETURNING group_name, entry_key"
+
+# -- transactions ----------------------------------------------------------------------------
+# NOTE: every write transaction is BEGIN IMMEDIATE: a deferred transaction that reads first and
+# upgrades to a write can fail with BUSY without waiting for the busy timeout.
+BEGIN = "BEGIN IMMEDIATE"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+
+SYNCHRONOUS_LEVELS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
+
+MEMORY = ":memory:"
+
+
+def _table_columns(cursor: apsw.Cursor, table: str) -> list[str]:
+    return [row[1] for row in cursor.execute(f"PRAGMA table_info({table})")]
+
+
+def _set_wal(conn: apsw.Connection, busy_timeout: float) -> None:
+    # NOTE: switching to WAL needs an exclusive lock. The busy handler covers most waits, but a
+    # second process creating the same file at the same moment can still get BUSY; retry until
+    # the busy timeout runs out, as the caller asked us to wait that long.
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.001
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            continue
+        if str(mode).lower() != "wal" and not conn.readonly("main"):
+            raise StoreError.at("store.open", f"could not switch to WAL (journal_mode={mode})")
+        return
+
+
+def migrate(conn: apsw.Connection) -> None:
+    """Create the ``entries`` table, add a missing ``expires_at``, absorb a legacy ``kv`` table.
+
+    Reads first and writes only when something is missing, so an up-to-date read-only file
+    opens. All changes happen in one ``BEGIN IMMEDIATE`` transaction.
+    """
+    cursor = conn.cursor()
+    tables = {row[0] for row in cursor.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
+    entries_cols = _table_columns(cursor, "entries") if "entries" in tables else []
+    needs_create = "entries" not in tables
+    needs_ttl_column = bool(entries_cols) and "expires_at" not in entries_cols
+    has_legacy = "kv" in tables
+    if not (needs_create or needs_ttl_column or has_legacy):
+        return
+    cursor.execute(BEGIN)
+    try:
+        cursor.execute(CREATE_ENTRIES)
+        if needs_ttl_column:
+            cursor.execute("ALTER TABLE entries ADD COLUMN expires_at INTEGER")
+        if has_legacy:
+            kv_cols = _table_columns(cursor, "kv")
+            expiry = "expires_at" if "expires_at" in kv_cols else "NULL"
+            # Existing entries rows win over legacy rows with the same group and key.
+            cursor.execute(
+                "INSERT OR IGNORE INTO entries (group_name, entry_key, entry_value, expires_at) "
+                f"SELECT grp, key, value, {expiry} FROM kv"
+            )
+            cursor.execute("DROP TABLE kv")
+        cursor.execute(COMMIT)
+    except BaseException:
+        if not conn.getautocommit():
+            cursor.execute(ROLLBACK)
+        raise
+
+
+def connect(path: str, busy_timeout: float, synchronous: str) -> apsw.Connection:
+    """Open ``path`` with go-store's pragmas and an up-to-date schema.
+
+    On any failure the connection is closed before the exception propagates.
+    """
+    flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    conn = apsw.Connection(path, flags=flags)
+    try:
+        # NOTE: the busy timeout comes first, so that everything below waits for other
+        # processes instead of failing at once.
+        conn.set_busy_timeout(int(busy_timeout * 1000))
+        # Double-quoted strings as identifiers only (SQLite's recommended setting).
+        conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+        conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+        if path != MEMORY:
+            _set_wal(conn, busy_timeout)
+        conn.execute(f"PRAGMA synchronous={SYNCHRONOUS_LEVELS[synchronous]}")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def fspath(path: str | os.PathLike[str]) -> str:
+    """The path as ``str`` (``os.PathLike`` and ``bytes``-returning paths included)."""
+    return os.fsdecode(os.fspath(path))

@@ -1,0 +1,111 @@
+"""The pure-Python twin of the compiled ``gostore._speedups`` module.
+
+Same names, signatures, results and exceptions as ``_speedups/_speedups.pyx``; the parity
+tests run both over the same cases. Only ``_accel`` imports from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+SEPARATOR = b"\xff"  # never occurs in valid UTF-8, so it cannot occur inside a key or value
+
+
+def _split(count: int, keys: bytes | None, values: bytes | None) -> tuple[list[bytes], list[bytes]] | None:
+    if count == 0:
+        return [], []
+    if keys is None or values is None:
+        return None
+    key_parts = keys.split(SEPARATOR)
+    value_parts = values.split(SEPARATOR)
+    if len(key_parts) != count or len(value_parts) != count:
+        return None
+    return key_parts, value_parts
+
+
+def decode_group(count: int, keys: bytes | None, values: bytes | None) -> dict[str, str] | None:
+    """Decode a group fetched as two 0xFF-joined UTF-8 blobs into ``{key: value}``.
+
+    :param count: how many rows SQLite aggregated.
+    :returns: the mapping, or ``None`` when the blobs do not split into ``count`` parts
+        (a row holding bytes that are not valid UTF-8); the caller then reads row by row.
+    :raises UnicodeDecodeError: a part is not valid UTF-8.
+
+    >>> decode_group(2, b"a\\xffb", b"1\\xff2")
+    {'a': '1', 'b': '2'}
+    """
+    parts = _split(count, keys, values)
+    if parts is None:
+        return None
+    return dict(zip(map(bytes.decode, parts[0]), map(bytes.decode, parts[1])))
+
+
+def decode_pairs(
+    count: int, keys: bytes | None, values: bytes | None, pair: Callable[[str, str], _T]
+) -> list[_T] | None:
+    """Like :func:`decode_group` but keeps row order, as ``[pair(key, value), ...]``."""
+    parts = _split(count, keys, values)
+    if parts is None:
+        return None
+    return list(map(pair, map(bytes.decode, parts[0]), map(bytes.decode, parts[1])))
+
+
+class WatcherIndex:
+    """Finds the watchers matching an event with a few dict lookups, however many exist.
+
+    A watcher is filed under ``(group, key)`` (either may be ``"*"``), or, when it watches a
+    whole namespace, under ``(namespace, key)`` in a second table. Buckets are tuples replaced
+    on change, so :meth:`match` never sees a half-updated bucket.
+    """
+
+    __slots__ = ("_by_name", "_by_namespace")
+
+    def __init__(self) -> None:
+        self._by_name: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._by_namespace: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    def _table(self, watcher: Any) -> tuple[dict[tuple[str, str], tuple[Any, ...]], tuple[str, str]]:
+        if watcher.namespace is not None:
+            return self._by_namespace, (watcher.namespace, watcher.key)
+        return self._by_name, (watcher.group, watcher.key)
+
+    def add(self, watcher: Any) -> None:
+        table, slot = self._table(watcher)
+        table[slot] = (*table.get(slot, ()), watcher)
+
+    def remove(self, watcher: Any) -> None:
+        table, slot = self._table(watcher)
+        bucket = tuple(w for w in table.get(slot, ()) if w is not watcher)
+        if bucket:
+            table[slot] = bucket
+        else:
+            table.pop(slot, None)
+
+    def match(self, group: str, key: str, whole_group: bool) -> list[Any]:
+        """The watchers an event on ``(group, key)`` reaches, each once.
+
+        :param whole_group: a DELETE_GROUP event, which reaches only watchers whose key is "*".
+        """
+        found: list[Any] = []
+        by_name = self._by_name
+        if by_name:
+            keys = ("*",) if whole_group or key == "*" else (key, "*")
+            groups = ("*",) if group == "*" else (group, "*")
+            for g in groups:
+                for k in keys:
+                    bucket = by_name.get((g, k))
+                    if bucket:
+                        found.extend(bucket)
+        by_namespace = self._by_namespace
+        if by_namespace:
+            namespace, colon, _ = group.partition(":")
+            if colon:
+                keys = ("*",) if whole_group or key == "*" else (key, "*")
+                for k in keys:
+                    bucket = by_namespace.get((namespace, k))
+                    if bucket:
+                        found.extend(bucket)
+        return found

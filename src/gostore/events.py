@@ -1,0 +1,281 @@
+"""Change events: EventType, Event, Watcher, and the hub that routes events to watchers and
+``on_change`` callbacks.
+
+Watchers are found through an index keyed by what they watch (exact group and key, the ``"*"``
+wildcards, or a whole namespace), so dispatching an event costs the same however many
+non-matching watchers exist. Delivery never blocks the writer: a full buffer drops the event
+and counts it in :attr:`Watcher.dropped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import NamedTuple
+
+from ._accel import WatcherIndex
+
+__all__ = ("Event", "EventType", "Watcher")
+
+logger = logging.getLogger("gostore")
+
+WILDCARD = "*"
+
+
+class EventType(enum.IntEnum):
+    """What happened to a key. ``str(EventType.SET) == "set"``."""
+
+    SET = 0
+    DELETE = 1
+    DELETE_GROUP = 2
+    EXPIRE = 3
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class Event(NamedTuple):
+    """One committed change.
+
+    :ivar type: what happened.
+    :ivar group: the full stored group name (``"tenant-a:config"`` for a scoped write).
+    :ivar key: the key; ``""`` for :attr:`EventType.DELETE_GROUP`.
+    :ivar value: the new value for :attr:`EventType.SET`, else ``""``.
+    :ivar timestamp: ``time.time()`` of the write.
+    """
+
+    type: EventType
+    group: str
+    key: str
+    value: str
+    timestamp: float
+
+
+class Watcher:
+    """A bounded buffer of the events matching ``(group, key)``.
+
+    Read it with :meth:`get`, :meth:`get_nowait`, ``for event in watcher`` (ends once closed and
+    drained) or ``async for event in watcher`` (never blocks the event loop). Use it as a context
+    manager to unwatch on exit.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_buffer",
+        "_capacity",
+        "_closed",
+        "_condition",
+        "_unwatch",
+        "_waiters",
+        "dropped",
+        "group",
+        "key",
+        "namespace",
+    )
+
+    def __init__(
+        self,
+        group: str,
+        key: str,
+        buffer: int,
+        unwatch: Callable[[Watcher], None],
+        namespace: str | None = None,
+    ) -> None:
+        self.group = group
+        self.key = key
+        #: set for ``ScopedStore.watch("*", key)``: every group of this namespace.
+        self.namespace = namespace
+        #: events discarded because the buffer was full.
+        self.dropped = 0
+        self._capacity = buffer
+        self._buffer: deque[Event] = deque()
+        self._condition = threading.Condition(threading.Lock())
+        self._closed = False
+        self._unwatch = unwatch
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        where = f"namespace={self.namespace!r}" if self.namespace else f"group={self.group!r}"
+        return f"<Watcher {where} key={self.key!r} {state} buffered={len(self._buffer)}>"
+
+    @property
+    def closed(self) -> bool:
+        """True once unwatched or the store is closed (buffered events can still be read)."""
+        return self._closed
+
+    # -- writer side ------------------------------------------------------------------------
+    def _offer(self, event: Event) -> None:
+        """Buffer ``event`` or count it as dropped; never waits for the reader."""
+        with self._condition:
+            if self._closed:
+                return
+            if len(self._buffer) >= self._capacity:
+                self.dropped += 1
+                return
+            self._buffer.append(event)
+            self._condition.notify()
+            if self._waiters:
+                self._wake_async()
+
+    def _close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+            self._wake_async()
+
+    def _wake_async(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # that event loop is closed; nobody is waiting any more
+                pass
+
+    # -- reader side ------------------------------------------------------------------------
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting up to ``timeout`` seconds (forever when ``None``).
+
+        :returns: ``None`` on timeout, or when the watcher is closed and drained.
+        """
+        with self._condition:
+            if not self._buffer and not self._closed:
+                self._condition.wait_for(lambda: self._buffer or self._closed, timeout)
+            return self._buffer.popleft() if self._buffer else None
+
+    def get_nowait(self) -> Event | None:
+        """The next buffered event, or ``None`` when nothing is buffered."""
+        with self._condition:
+            return self._buffer.popleft() if self._buffer else None
+
+    def __iter__(self) -> Iterator[Event]:
+        while (event := self.get()) is not None:
+            yield event
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._condition:
+                if self._buffer:
+                    return self._buffer.popleft()
+                if self._closed:
+                    raise StopAsyncIteration
+                future: asyncio.Future[None] = loop.create_future()
+                waiter = (loop, future)
+                self._waiters.append(waiter)
+            try:
+                await future
+            finally:
+                with self._condition:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+
+    def close(self) -> None:
+        """Stop delivery (same as ``store.unwatch(watcher)``); idempotent."""
+        self._unwatch(self)
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+Callback = Callable[[Event], None]
+
+
+class EventHub:
+    """Routes committed events to watchers (through the index) and to callbacks.
+
+    ``active`` is False while nobody listens, so writers skip building events at all.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.callbacks: tuple[Callback, ...] = ()
+        self._index = WatcherIndex()
+        self._watchers: set[Watcher] = set()
+        self._lock = threading.Lock()  # guards registration only, never held while delivering
+
+    def _refresh(self) -> None:
+        self.active = bool(self._watchers or self.callbacks)
+
+    def watch(
+        self, group: str, key: str, buffer: int, namespace: str | None = None
+    ) -> Watcher:
+        watcher = Watcher(group, key, buffer, self.unwatch, namespace)
+        with self._lock:
+            self._watchers.add(watcher)
+            self._index.add(watcher)
+            self._refresh()
+        return watcher
+
+    def unwatch(self, watcher: Watcher) -> None:
+        with self._lock:
+            if watcher in self._watchers:
+                self._watchers.discard(watcher)
+                self._index.remove(watcher)
+                self._refresh()
+        watcher._close()
+
+    def on_change(self, callback: Callback) -> Callable[[], None]:
+        # A unique token so the same function registered twice is two registrations.
+        entry = _CallbackEntry(callback)
+        with self._lock:
+            self.callbacks = (*self.callbacks, entry)
+            self._refresh()
+
+        def unregister() -> None:
+            with self._lock:
+                self.callbacks = tuple(c for c in self.callbacks if c is not entry)
+                self._refresh()
+
+        return unregister
+
+    def to_watchers(self, events: Iterable[Event]) -> None:
+        match = self._index.match
+        for event in events:
+            for watcher in match(event.group, event.key, event.type == EventType.DELETE_GROUP):
+                watcher._offer(event)
+
+    def to_callbacks(self, events: Iterable[Event]) -> None:
+        for event in events:
+            for callback in self.callbacks:
+                try:
+                    callback(event)
+                except Exception:
+                    logger.exception("gostore: on_change callback %r failed on %s", callback, event)
+
+    def close_all(self) -> None:
+        with self._lock:
+            watchers, self._watchers = self._watchers, set()
+            self._index = WatcherIndex()
+            self.callbacks = ()
+            self._refresh()
+        for watcher in watchers:
+            watcher._close()
+
+
+class _CallbackEntry:
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callback) -> None:
+        self.callback = callback
+
+    def __call__(self, event: Event) -> None:
+        self.callback(event)
+
+    def __repr__(self) -> str:
+        return repr(self.callback)

@@ -1,0 +1,839 @@
+"""Store: one SQLite connection behind a lock, go-store's API, TTL in three layers.
+
+Every write goes through the same few steps: the SQL runs under ``self._lock``; the events it
+causes are published while the lock is still held (so watchers see writes in commit order) or
+staged when a transaction is open; ``on_change`` callbacks run after the lock is released.
+Transactions, quotas and events hook in there and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import apsw
+
+from . import _schema as sql
+from ._accel import decode_group, decode_pairs
+from ._render import render as _render
+from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms, prefix_range
+from .errors import NotFoundError, StoreClosedError, StoreError
+from .events import Event, EventHub, EventType, Watcher
+
+if TYPE_CHECKING:
+    from .scope import QuotaConfig, ScopedStore, _Ledger
+    from .transaction import Transaction
+
+__all__ = ("Store",)
+
+Seconds = float | int
+TTL = float | int | timedelta
+
+_PAGE = 1024  # rows fetched per step by the lazy iterators all() and groups_iter()
+_NO_EVENTS: list[Event] = []  # shared empty result; never mutated
+_OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+# NOTE: a Store inherited through fork() must never close the parent's SQLite connection from
+# the child (closing releases locks the parent relies on); the child keeps it here, unused.
+_INHERITED_CONNECTIONS: list[apsw.Connection] = []
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_OPEN_STORES):
+        store._abandon_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Guard(Protocol):
+    """Checks a single-key write before it runs and accounts for it after (quotas)."""
+
+    def before(
+        self, store: Store, op: str, group: str, key: str, value: str | None, expires: int | None
+    ) -> Any:
+        """Raise to refuse the write; ``value`` is None for a delete. Returns a token."""
+
+    def after(self, token: Any, changed: bool) -> None:
+        """The write ran (``changed``: a row was written or removed)."""
+
+
+def _seconds(op: str, name: str, value: object, *, allow_none: bool) -> float:
+    if value is None and allow_none:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: {name} must be a number of seconds, not {type(value).__name__}")
+    if math.isnan(value) or value < 0 or math.isinf(value):
+        raise ValueError(f"{op}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class Store:
+    """A SQLite-backed key-value store with groups, TTL expiry and change events.
+
+    :param path: a filesystem path (``str`` or ``os.PathLike``) or ``":memory:"``.
+    :param purge_interval: seconds between background purges of expired rows; ``0`` or
+        ``None`` disables the purge thread.
+    :param busy_timeout: seconds to wait for a lock held by another connection or process.
+    :param synchronous: SQLite durability, ``"full"`` (default, as go-store), ``"normal"``
+        or ``"off"``; see the README for what each survives.
+    :raises StoreError: the path cannot be opened or is not a SQLite database.
+
+    >>> with Store() as store:
+    ...     store.set("config", "colour", "blue")
+    ...     store.get("config", "colour")
+    'blue'
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = sql.MEMORY,
+        *,
+        purge_interval: Seconds | None = 60.0,
+        busy_timeout: Seconds = 5.0,
+        synchronous: str = "full",
+    ) -> None:
+        op = "store.open"
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"{op}: path must be str or os.PathLike, not {type(path).__name__}")
+        self._path = sql.fspath(path)
+        self._purge_interval = _seconds(op, "purge_interval", purge_interval, allow_none=True)
+        self._busy_timeout = _seconds(op, "busy_timeout", busy_timeout, allow_none=False)
+        if not isinstance(synchronous, str) or synchronous.lower() not in sql.SYNCHRONOUS_LEVELS:
+            raise ValueError(
+                f"{op}: synchronous must be one of 'full', 'normal', 'off', got {synchronous!r}"
+            )
+        self._closed = True  # until the connection is open; close() and __del__ stay safe
+        self._forked = False
+        self._lock = threading.RLock()
+        self._hub = EventHub()
+        self._tx_depth = 0  # open transaction levels (outermost BEGIN + savepoints)
+        self._staged: list[Event] = []  # events of the open transaction, sent on commit
+        self._tx_owner: int | None = None
+        #: quota ledgers by namespace, kept by ScopedStore (see scope.py)
+        self._ledgers: dict[str, _Ledger] = {}
+        try:
+            self._conn = sql.connect(self._path, self._busy_timeout, synchronous.lower())
+        except apsw.Error as exc:
+            raise StoreError.at(op, f"cannot open {self._path!r}: {_reason(exc)}") from exc
+        self._cur = self._conn.cursor()
+        self._closed = False
+        _OPEN_STORES.add(self)
+        self._stop_purge = threading.Event()
+        self._purger: threading.Thread | None = None
+        if self._purge_interval > 0:
+            self._purger = threading.Thread(
+                target=self._purge_loop, name=f"gostore-purge {self._path}", daemon=True
+            )
+            self._purger.start()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        """The database path, or ``":memory:"``."""
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"<gostore.Store {self._path!r}{' closed' if self._closed else ''}>"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the purge thread, close every watcher and the database. Idempotent."""
+        if self._closed:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            if self._tx_depth:
+                raise StoreError.at("store.close", "cannot close inside an open transaction")
+            self._closed = True
+        self._stop_purge.set()
+        purger = self._purger
+        if purger is not None and purger is not threading.current_thread():
+            purger.join()
+        self._hub.close_all()
+        with self._lock:
+            _OPEN_STORES.discard(self)
+            self._conn.close()
+
+    def _abandon_after_fork(self) -> None:
+        """In a forked child: refuse every call and never touch the parent's connection."""
+        self._forked = True
+        self._closed = True
+        _INHERITED_CONNECTIONS.append(self._conn)
+        self._lock = threading.RLock()  # the parent's lock may have been held at fork time
+
+    def _closed_error(self, op: str) -> StoreError:
+        if self._forked:
+            return StoreError.at(
+                op, "this Store was opened in the parent process; open a new Store after fork()"
+            )
+        return StoreClosedError.at(op, "the store is closed")
+
+    def _failure(
+        self, op: str, exc: BaseException, group: str | None = None, key: str | None = None
+    ) -> StoreError:
+        """The StoreError to raise (``from exc``) for an APSW failure."""
+        if self._closed:
+            return self._closed_error(op)
+        return StoreError.at(op, _reason(exc, self._busy_timeout), group, key)
+
+    def _ready(self, op: str) -> None:
+        if self._closed:
+            raise self._closed_error(op)
+
+    # -- events ---------------------------------------------------------------------------------
+    def _publish(self, events: list[Event]) -> list[Event]:
+        """Send committed ``events`` to watchers (lock held); return those callbacks still need.
+
+        Inside a transaction the events are staged instead, and sent on commit.
+        """
+        if self._tx_depth:
+            self._staged.extend(events)
+            return _NO_EVENTS
+        self._hub.to_watchers(events)
+        return events if self._hub.callbacks else _NO_EVENTS
+
+    def _event(self, kind: EventType, group: str, key: str = "", value: str = "") -> Event:
+        return Event(kind, group, key, value, time.time())
+
+    # -- transactions (the machinery; the public API is in transaction.py) ----------------------
+    def _begin(self, op: str) -> int:
+        """Open a transaction level (lock held); returns the staged-events mark to roll back to."""
+        if self._tx_depth == 0:
+            self._cur.execute(sql.BEGIN)
+            self._tx_owner = threading.get_ident()
+        else:
+            self._cur.execute(f"SAVEPOINT gostore_{self._tx_depth}")
+        self._tx_depth += 1
+        return len(self._staged)
+
+    def _commit(self, op: str, mark: int) -> list[Event]:
+        """Close a level successfully (lock held); the outermost commit publishes the events."""
+        depth = self._tx_depth - 1
+        if depth:
+            self._cur.execute(f"RELEASE gostore_{depth}")
+            self._tx_depth = depth
+            return _NO_EVENTS
+        try:
+            self._cur.execute(sql.COMMIT)
+        except BaseException:
+            self._rollback(mark)
+            raise
+        self._tx_depth = 0
+        self._tx_owner = None
+        events, self._staged = self._staged, []
+        return self._publish(events) if events else _NO_EVENTS
+
+    def _rollback(self, mark: int) -> None:
+        """Undo a level (lock held): its writes, its staged events and the quota ledgers."""
+        depth = self._tx_depth - 1
+        try:
+            if depth:
+                self._cur.execute(f"ROLLBACK TO gostore_{depth}")
+                self._cur.execute(f"RELEASE gostore_{depth}")
+            elif not self._conn.get_autocommit():
+                self._cur.execute(sql.ROLLBACK)
+        finally:
+            self._tx_depth = depth
+            if not depth:
+                self._tx_owner = None
+            del self._staged[mark:]
+            self._ledgers.clear()  # counts may include rolled-back writes; rebuilt on demand
+
+    @contextlib.contextmanager
+    def _atomic(self, op: str, group: str | None = None) -> Iterator[None]:
+        """Run the block as one write transaction (a savepoint when one is already open)."""
+        self._ready(op)
+        callbacks = _NO_EVENTS
+        with self._lock:
+            self._ready(op)
+            try:
+                mark = self._begin(op)
+            except apsw.Error as exc:
+                raise self._failure(op, exc, group) from exc
+            try:
+                yield
+            except BaseException:
+                self._rollback(mark)
+                raise
+            try:
+                callbacks = self._commit(op, mark)
+            except apsw.Error as exc:
+                raise self._failure(op, exc, group) from exc
+        if callbacks:
+            self._hub.to_callbacks(callbacks)
+
+    def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
+        """A write transaction: commits when the block ends, rolls back on an exception.
+
+        Other threads wait until it ends; events are sent only after the commit.
+
+        >>> with Store() as store:
+        ...     with store.transaction() as tx:
+        ...         tx.set("accounts", "alice", "10")
+        ...         tx.count("accounts")
+        1
+        """
+        from .transaction import open_transaction
+
+        return open_transaction(self)
+
+    # -- single-key reads -----------------------------------------------------------------------
+    def get(self, group: str, key: str) -> str:
+        """The value of ``key`` in ``group``.
+
+        :raises NotFoundError: the key is absent or expired (an expired row is deleted here).
+        """
+        if type(group) is not str or type(key) is not str:
+            check_text("store.get", group=group, key=key)
+        if self._closed:
+            raise self._closed_error("store.get")
+        lock = self._lock
+        lock.acquire()
+        try:
+            try:
+                rows = self._cur.execute(sql.GET, (group, key)).fetchall()
+            except apsw.Error as exc:
+                raise self._failure("store.get", exc, group, key) from exc
+            except UnicodeEncodeError:
+                check_text("store.get", group=group, key=key)
+                raise
+            if rows:
+                value, expires = rows[0]
+                if expires is None or expires > now_ms():
+                    return value  # type: ignore[no-any-return]
+                callbacks = self._expire_key("store.get", group, key)
+            else:
+                callbacks = _NO_EVENTS
+        finally:
+            lock.release()
+        if callbacks:
+            self._hub.to_callbacks(callbacks)
+        raise NotFoundError.at("store.get", "not found", group, key)
+
+    def _expire_key(self, op: str, group: str, key: str) -> list[Event]:
+        """The lazy delete of an expired key (lock held); returns events for callbacks."""
+        try:
+            self._cur.execute(sql.DELETE_EXPIRED_KEY, (group, key, now_ms()))
+        except apsw.Error as exc:
+            raise self._failure(op, exc, group, key) from exc
+        if self._conn.changes() and self._hub.active:
+            return self._publish([self._event(EventType.EXPIRE, group, key)])
+        return _NO_EVENTS
+
+    def exists(self, group: str, key: str) -> bool:
+        """True when ``key`` is present and not expired."""
+        if type(group) is not str or type(key) is not str:
+            check_text("store.exists", group=group, key=key)
+        if self._closed:
+            raise self._closed_error("store.exists")
+        lock = self._lock
+        lock.acquire()
+        try:
+            return bool(self._cur.execute(sql.EXISTS, (group, key, now_ms())).fetchall())
+        except apsw.Error as exc:
+            raise self._failure("store.exists", exc, group, key) from exc
+        except UnicodeEncodeError:
+            check_text("store.exists", group=group, key=key)
+            raise
+        finally:
+            lock.release()
+
+    # -- single-key writes ----------------------------------------------------------------------
+    def set(self, group: str, key: str, value: str) -> None:
+        """Insert or replace ``key`` in ``group``; clears any TTL."""
+        if type(group) is not str or type(key) is not str or type(value) is not str:
+            check_text("store.set", group=group, key=key, value=value)
+        self._put("store.set", group, key, value, None)
+
+    def set_with_ttl(self, group: str, key: str, value: str, ttl: TTL) -> None:
+        """Insert or replace ``key`` so that it expires after ``ttl``.
+
+        :param ttl: seconds (``int``/``float``) or a ``timedelta``; ``<= 0`` stores an
+            already-expired entry, as go-store does.
+        :raises ValueError: ``ttl`` is NaN or infinite.
+        """
+        if type(group) is not str or type(key) is not str or type(value) is not str:
+            check_text("store.set_with_ttl", group=group, key=key, value=value)
+        self._put("store.set_with_ttl", group, key, value, expiry_ms("store.set_with_ttl", ttl, now_ms()))
+
+    def _put(
+        self, op: str, group: str, key: str, value: str, expires: int | None, guard: Guard | None = None
+    ) -> None:
+        self._write_one(op, sql.SET, (group, key, value, expires), EventType.SET, group, key, value, guard)
+
+    def delete(self, group: str, key: str) -> None:
+        """Remove ``key`` from ``group``; no error when it is absent."""
+        if type(group) is not str or type(key) is not str:
+            check_text("store.delete", group=group, key=key)
+        self._write_one("store.delete", sql.DELETE, (group, key), EventType.DELETE, group, key)
+
+    def delete_group(self, group: str) -> None:
+        """Remove every key of ``group``."""
+        if type(group) is not str:
+            check_text("store.delete_group", group=group)
+        self._write_one(
+            "store.delete_group", sql.DELETE_GROUP, (group,), EventType.DELETE_GROUP, group, ""
+        )
+
+    def _write_one(
+        self,
+        op: str,
+        statement: str,
+        args: tuple[Any, ...],
+        kind: EventType,
+        group: str,
+        key: str,
+        value: str = "",
+        guard: Guard | None = None,
+    ) -> None:
+        """Run one single-statement write and publish its event.
+
+        A SET always emits; a delete emits only when it removed a row. ``guard`` (quotas) checks
+        before and accounts after the write, atomically with it.
+        """
+        if self._closed:
+            raise self._closed_error(op)
+        callbacks = _NO_EVENTS
+        lock = self._lock
+        lock.acquire()
+        try:
+            try:
+                if guard is not None:
+                    self._guarded(guard, op, statement, args, group, key, value)
+                else:
+                    if self._ledgers:
+                        self._forget_ledger(group)
+                    self._cur.execute(statement, args)
+            except apsw.Error as exc:
+                raise self._failure(op, exc, group, key or None) from exc
+            except UnicodeEncodeError:
+                check_text(op, group=group, key=key, value=value)
+                raise
+            if self._hub.active and (kind == EventType.SET or self._conn.changes()):
+                callbacks = self._publish([self._event(kind, group, key, value)])
+        finally:
+            lock.release()
+        if callbacks:
+            self._hub.to_callbacks(callbacks)
+
+    def _guarded(
+        self, guard: Guard, op: str, statement: str, args: tuple[Any, ...], group: str, key: str, value: str
+    ) -> None:
+        """Check, write and account as one step (lock held).
+
+        NOTE: on a file database another process may write too, so the check and the write run
+        in one BEGIN IMMEDIATE transaction; in memory the lock alone makes them atomic.
+        """
+        own_tx = not self._tx_depth and self._path != sql.MEMORY
+        if own_tx:
+            self._cur.execute(sql.BEGIN)
+        try:
+            is_set = statement is sql.SET
+            token = guard.before(
+                self, op, group, key, value if is_set else None, args[3] if is_set else None
+            )
+            self._cur.execute(statement, args)
+            guard.after(token, self._conn.changes() > 0)
+            if own_tx:
+                self._cur.execute(sql.COMMIT)
+        except BaseException:
+            self._ledgers.clear()
+            if own_tx and not self._conn.get_autocommit():
+                self._cur.execute(sql.ROLLBACK)
+            raise
+
+    def _forget_ledger(self, group: str) -> None:
+        """A write outside the quota path touched ``group``: its namespace ledger is stale."""
+        namespace, colon, _ = group.partition(":")
+        if colon:
+            self._ledgers.pop(namespace, None)
+
+    # -- prefix operations ----------------------------------------------------------------------
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every group whose name starts with ``prefix`` (literal, case-sensitive).
+
+        :returns: rows physically removed, expired ones included.
+        """
+        if type(prefix) is not str:
+            check_text("store.delete_prefix", prefix=prefix)
+        return self._delete_range("store.delete_prefix", prefix)
+
+    def _delete_range(self, op: str, prefix: str) -> int:
+        lo, hi = prefix_range(prefix)
+        with self._atomic(op):
+            try:
+                if self._hub.active:
+                    groups = [row[0] for row in self._cur.execute(sql.DELETE_PREFIX_RETURNING, (lo, hi))]
+                    removed = len(groups)
+                    self._publish(
+                        [self._event(EventType.DELETE_GROUP, g) for g in dict.fromkeys(groups)]
+                    )
+                else:
+                    self._cur.execute(sql.DELETE_PREFIX, (lo, hi))
+                    removed = self._conn.changes()
+            except apsw.Error as exc:
+                raise self._failure(op, exc, prefix) from exc
+            except UnicodeEncodeError:
+                check_text(op, prefix=prefix)
+                raise
+            self._ledgers.clear()
+        return removed
+
+    def count_all(self, prefix: str = "") -> int:
+        """Live keys in all groups whose name starts with ``prefix`` (literal, case-sensitive)."""
+        if type(prefix) is not str:
+            check_text("store.count_all", prefix=prefix)
+        lo, hi = prefix_range(prefix)
+        return self._scalar("store.count_all", sql.COUNT_PREFIX, (lo, hi, now_ms()), prefix)
+
+    def groups(self, prefix: str = "") -> list[str]:
+        """Distinct groups with a live key whose name starts with ``prefix``, ascending."""
+        return list(self.groups_iter(prefix))
+
+    def groups_iter(self, prefix: str = "") -> Iterator[str]:
+        """Like :meth:`groups`, fetched lazily a page at a time."""
+        if type(prefix) is not str:
+            check_text("store.groups", prefix=prefix)
+        self._ready("store.groups")
+        return self._iter_groups(prefix)
+
+    def _iter_groups(self, prefix: str) -> Iterator[str]:
+        lo, hi = prefix_range(prefix)
+        after = None
+        while True:
+            with self._lock:
+                self._ready("store.groups")
+                try:
+                    if after is None:
+                        statement, args = sql.GROUPS_FIRST, (lo, hi, lo, now_ms(), _PAGE)
+                    else:
+                        statement, args = sql.GROUPS_AFTER, (lo, hi, after, now_ms(), _PAGE)
+                    rows = self._cur.execute(statement, args).fetchall()
+                except apsw.Error as exc:
+                    raise self._failure("store.groups", exc, prefix) from exc
+            for (name,) in rows:
+                yield name
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    # -- group reads ----------------------------------------------------------------------------
+    def _scalar(self, op: str, statement: str, args: tuple[Any, ...], group: str) -> int:
+        self._ready(op)
+        with self._lock:
+            try:
+                return int(self._cur.execute(statement, args).fetchall()[0][0])
+            except apsw.Error as exc:
+                raise self._failure(op, exc, group) from exc
+            except UnicodeEncodeError:
+                check_text(op, group=group)
+                raise
+
+    def count(self, group: str) -> int:
+        """Live keys in ``group``."""
+        if type(group) is not str:
+            check_text("store.count", group=group)
+        return self._scalar("store.count", sql.COUNT, (group, now_ms()), group)
+
+    def get_all(self, group: str) -> dict[str, str]:
+        """Every live entry of ``group`` as a dict."""
+        if type(group) is not str:
+            check_text("store.get_all", group=group)
+        self._ready("store.get_all")
+        args = (group, now_ms())
+        with self._lock:
+            try:
+                count, keys, values = self._cur.execute(sql.GROUP_BLOB, args).fetchall()[0]
+                entries = decode_group(count, keys, values)
+                if entries is None:
+                    entries = dict(self._cur.execute(sql.GROUP_ROWS, args).fetchall())
+            except apsw.Error as exc:
+                raise self._failure("store.get_all", exc, group) from exc
+            except UnicodeError as exc:
+                raise self._bad_text("store.get_all", exc, group) from exc
+        return entries
+
+    def _bad_text(self, op: str, exc: UnicodeError, group: str) -> Exception:
+        if isinstance(exc, UnicodeEncodeError):
+            check_text(op, group=group)
+        return StoreError.at(op, "a stored key or value is not valid UTF-8", group)
+
+    def _page(self, op: str, group: str, blob_sql: str, rows_sql: str, args: tuple[Any, ...]) -> list[KeyValue]:
+        self._ready(op)
+        with self._lock:
+            try:
+                count, keys, values = self._cur.execute(blob_sql, args).fetchall()[0]
+                page = decode_pairs(count, keys, values, KeyValue)
+                if page is None:
+                    page = [KeyValue(k, v) for k, v in self._cur.execute(rows_sql, args).fetchall()]
+            except apsw.Error as exc:
+                raise self._failure(op, exc, group) from exc
+            except UnicodeError as exc:
+                raise self._bad_text(op, exc, group) from exc
+        return page
+
+    def all(self, group: str) -> Iterator[KeyValue]:
+        """Live entries of ``group`` ascending by key, fetched lazily a page at a time."""
+        if type(group) is not str:
+            check_text("store.all", group=group)
+        self._ready("store.all")
+        return self._iter_all(group)
+
+    def _iter_all(self, group: str) -> Iterator[KeyValue]:
+        page = self._page(
+            "store.all", group, sql.PAGE_OFFSET_BLOB, sql.PAGE_OFFSET_ROWS, (group, now_ms(), _PAGE, 0)
+        )
+        while True:
+            yield from page
+            if len(page) < _PAGE:
+                return
+            page = self._page(
+                "store.all",
+                group,
+                sql.PAGE_AFTER_BLOB,
+                sql.PAGE_AFTER_ROWS,
+                (group, page[-1].key, now_ms(), _PAGE),
+            )
+
+    def get_page(self, group: str, offset: int = 0, limit: int = 100) -> list[KeyValue]:
+        """One page of :meth:`all`: ``limit`` entries after skipping ``offset``."""
+        if type(group) is not str:
+            check_text("store.get_page", group=group)
+        for name, number in (("offset", offset), ("limit", limit)):
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise TypeError(f"store.get_page: {name} must be int, not {type(number).__name__}")
+            if number < 0:
+                raise ValueError(f"store.get_page: {name} must be >= 0, got {number}")
+        if limit == 0:
+            self._ready("store.get_page")
+            return []
+        return self._page(
+            "store.get_page", group, sql.PAGE_OFFSET_BLOB, sql.PAGE_OFFSET_ROWS,
+            (group, now_ms(), limit, offset),
+        )
+
+    def get_split(self, group: str, key: str, separator: str) -> Iterator[str]:
+        """The value split like Go's ``strings.Split`` (empty separator: one item a character).
+
+        :raises NotFoundError: at the call, not at the first ``next()``.
+        """
+        if type(separator) is not str:
+            check_text("store.get_split", separator=separator)
+        return iter(go_split(self.get(group, key), separator))
+
+    def get_fields(self, group: str, key: str) -> Iterator[str]:
+        """The value split on whitespace runs as Go's ``strings.Fields`` does."""
+        return iter(go_fields(self.get(group, key)))
+
+    def render(self, template: str, group: str, *, strict: bool = False) -> str:
+        """Render a Jinja2 template (sandboxed) with the group's live entries as variables.
+
+        :param strict: a missing variable raises :class:`TemplateError` instead of rendering "".
+        :raises TemplateError: syntax or runtime template errors.
+        """
+        if type(template) is not str:
+            check_text("store.render", template=template)
+        return _render("store.render", template, group, self.get_all(group), strict)
+
+    # -- bulk -----------------------------------------------------------------------------------
+    def get_many(self, group: str, keys: list[str] | tuple[str, ...]) -> dict[str, str]:
+        """The live entries among ``keys`` (absent and expired keys are left out)."""
+        op = "store.get_many"
+        if type(group) is not str:
+            check_text(op, group=group)
+        keys = _text_list(op, keys)
+        self._ready(op)
+        found: dict[str, str] = {}
+        now = now_ms()
+        with self._lock:
+            try:
+                for key in keys:
+                    rows = self._cur.execute(sql.GET_MANY_ROW, (group, key, now)).fetchall()
+                    if rows:
+                        found[key] = rows[0][0]
+            except apsw.Error as exc:
+                raise self._failure(op, exc, group) from exc
+            except UnicodeEncodeError:
+                check_text(op, group=group, **{f"keys[{i}]": k for i, k in enumerate(keys)})
+                raise
+        return found
+
+    def set_many(self, group: str, mapping: Mapping[str, str], ttl: TTL | None = None) -> None:
+        """Write every entry of ``mapping`` in one transaction.
+
+        :param ttl: as :meth:`set_with_ttl`; ``None`` clears any TTL, as :meth:`set` does.
+        """
+        self._set_many("store.set_many", group, mapping, ttl)
+
+    def _set_many(
+        self, op: str, group: str, mapping: Mapping[str, str], ttl: TTL | None, guard: Guard | None = None
+    ) -> None:
+        rows = self._many_rows(op, group, mapping, ttl)
+        with self._atomic(op, group):
+            self._write_rows(op, group, rows, guard)
+
+    def _many_rows(
+        self, op: str, group: str, mapping: Mapping[str, str], ttl: TTL | None
+    ) -> list[tuple[str, str, str, int | None]]:
+        if type(group) is not str:
+            check_text(op, group=group)
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"{op}: mapping must be a Mapping, not {type(mapping).__name__}")
+        expires = None if ttl is None else expiry_ms(op, ttl, now_ms())
+        rows = [(group, k, v, expires) for k, v in mapping.items()]
+        for _, k, v, _ in rows:
+            if type(k) is not str or type(v) is not str:
+                check_text(op, key=k, value=v)
+        return rows
+
+    def _write_rows(
+        self,
+        op: str,
+        group: str,
+        rows: list[tuple[str, str, str, int | None]],
+        guard: Guard | None = None,
+    ) -> None:
+        """Write ``rows`` inside the caller's transaction and stage their events."""
+        try:
+            if guard is None:
+                self._cur.executemany(sql.SET, rows)
+            else:
+                for row in rows:
+                    token = guard.before(self, op, group, row[1], row[2], row[3])
+                    self._cur.execute(sql.SET, row)
+                    guard.after(token, True)
+        except apsw.Error as exc:
+            raise self._failure(op, exc, group) from exc
+        except UnicodeEncodeError:
+            for _, k, v, _ in rows:
+                check_text(op, group=group, key=k, value=v)
+            raise
+        if self._ledgers and guard is None:
+            self._forget_ledger(group)
+        if self._hub.active:
+            stamp = time.time()
+            self._publish([Event(EventType.SET, group, k, v, stamp) for _, k, v, _ in rows])
+
+    # -- expiry ---------------------------------------------------------------------------------
+    def purge_expired(self) -> int:
+        """Delete expired rows now; returns how many."""
+        return self._purge("store.purge_expired", sql.PURGE, sql.PURGE_RETURNING, ())
+
+    def _purge(self, op: str, plain: str, returning: str, args: tuple[Any, ...]) -> int:
+        self._ready(op)
+        callbacks = _NO_EVENTS
+        with self._lock:
+            self._ready(op)
+            now = now_ms()
+            try:
+                if self._hub.active:
+                    rows = self._cur.execute(returning, (*args, now)).fetchall()
+                    removed = len(rows)
+                    callbacks = self._publish(
+                        [self._event(EventType.EXPIRE, g, k) for g, k in rows]
+                    )
+                else:
+                    self._cur.execute(plain, (*args, now))
+                    removed = self._conn.changes()
+            except apsw.Error as exc:
+                raise self._failure(op, exc) from exc
+        if callbacks:
+            self._hub.to_callbacks(callbacks)
+        return removed
+
+    def _purge_loop(self) -> None:
+        while not self._stop_purge.wait(self._purge_interval):
+            try:
+                self.purge_expired()
+            except StoreClosedError:
+                return
+            except Exception:  # keep purging; a locked database now may be free next time
+                from .events import logger
+
+                logger.exception("gostore: background purge of %r failed", self._path)
+
+    # -- events API -----------------------------------------------------------------------------
+    def watch(self, group: str, key: str, *, buffer: int = 16) -> Watcher:
+        """A :class:`Watcher` receiving the events on ``(group, key)``; ``"*"`` matches any.
+
+        :param buffer: events held before new ones are dropped (and counted).
+        """
+        return self._watch("store.watch", group, key, buffer, None)
+
+    def _watch(self, op: str, group: str, key: str, buffer: int, namespace: str | None) -> Watcher:
+        check_text(op, group=group, key=key)
+        if isinstance(buffer, bool) or not isinstance(buffer, int):
+            raise TypeError(f"{op}: buffer must be int, not {type(buffer).__name__}")
+        if buffer < 1:
+            raise ValueError(f"{op}: buffer must be >= 1, got {buffer}")
+        self._ready(op)
+        return self._hub.watch(group, key, buffer, namespace)
+
+    def unwatch(self, watcher: Watcher) -> None:
+        """Stop delivery to ``watcher`` and close it. Idempotent; harmless after close()."""
+        if not isinstance(watcher, Watcher):
+            raise TypeError(f"store.unwatch: expected a Watcher, not {type(watcher).__name__}")
+        self._hub.unwatch(watcher)
+
+    def on_change(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` after every committed change, in the writing thread.
+
+        :returns: an idempotent function that unregisters the callback.
+        """
+        if not callable(callback):
+            raise TypeError(f"store.on_change: callback must be callable, not {type(callback).__name__}")
+        self._ready("store.on_change")
+        return self._hub.on_change(callback)
+
+    # -- namespaces -----------------------------------------------------------------------------
+    def scoped(self, namespace: str, quota: QuotaConfig | None = None) -> ScopedStore:
+        """A :class:`ScopedStore` for ``namespace``; same as ``ScopedStore(self, namespace, quota)``."""
+        from .scope import ScopedStore
+
+        return ScopedStore(self, namespace, quota)
+
+
+def _text_list(op: str, keys: object) -> list[str]:
+    if isinstance(keys, (str, bytes)) or not hasattr(keys, "__iter__"):
+        raise TypeError(f"{op}: keys must be a list or tuple of str, not {type(keys).__name__}")
+    result = list(keys)  # type: ignore[call-overload]
+    for i, key in enumerate(result):
+        if type(key) is not str:
+            check_text(op, **{f"keys[{i}]": key})
+    return result
+
+
+def _reason(exc: BaseException, busy_timeout: float | None = None) -> str:
+    """A plain-words reason for an APSW failure (the APSW exception stays chained)."""
+    if isinstance(exc, apsw.BusyError):
+        waited = f" after waiting {busy_timeout:g} s" if busy_timeout is not None else ""
+        return f"the database is locked by another connection{waited} (SQLITE_BUSY)"
+    if isinstance(exc, apsw.FullError):
+        return "the disk or database is full (SQLITE_FULL)"
+    if isinstance(exc, apsw.ReadOnlyError):
+        return "the database is read-only (SQLITE_READONLY)"
+    if isinstance(exc, apsw.CantOpenError):
+        return f"cannot open the database file ({exc})"
+    if isinstance(exc, apsw.NotADBError):
+        return "the file is not a SQLite database (SQLITE_NOTADB)"
+    if isinstance(exc, apsw.CorruptError):
+        return "the database file is corrupt (SQLITE_CORRUPT)"
+    return f"SQLite error {type(exc).__name__}: {exc}"

@@ -1,0 +1,59 @@
+"""Shared fixtures. The whole suite runs twice, compiled and pure (GOSTORE_PURE=1);
+test_speedups.py also compares both implementations side by side in one run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import gostore
+from gostore import _speedups_py
+
+REQUIRE_SPEEDUPS = os.environ.get("GOSTORE_REQUIRE_SPEEDUPS", "").strip().lower() in {"1", "true"}
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    mode = "compiled (gostore._speedups)" if gostore.SPEEDUPS else "pure Python"
+    return f"gostore {gostore.__version__}: {mode} mode"
+
+
+@pytest.fixture
+def store() -> Iterator[gostore.Store]:
+    """An in-memory store without a purge thread."""
+    with gostore.Store(purge_interval=0) as opened:
+        yield opened
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+def file_store(db_path: Path) -> Iterator[gostore.Store]:
+    """A file-backed store without a purge thread."""
+    with gostore.Store(db_path, purge_interval=0) as opened:
+        yield opened
+
+
+def _implementations() -> list[object]:
+    params: list[object] = [pytest.param(_speedups_py, id="py")]
+    try:
+        from gostore import _speedups
+    except ImportError:
+        marks = [] if REQUIRE_SPEEDUPS else [pytest.mark.skip(reason="compiled module not built")]
+        params.insert(0, pytest.param(None, id="c", marks=marks))
+    else:
+        params.insert(0, pytest.param(_speedups, id="c"))
+    return params
+
+
+@pytest.fixture(params=_implementations())
+def speedups(request: pytest.FixtureRequest) -> object:
+    """Each implementation of the accelerated module: "c" (compiled) and "py" (pure twin)."""
+    if request.param is None:
+        pytest.fail("GOSTORE_REQUIRE_SPEEDUPS=1 but gostore._speedups is not built")
+    return request.param
