@@ -89,63 +89,78 @@ def decode_pairs(Py_ssize_t count, keys, values, pair):
     return result
 
 
-cdef tuple _ANY_KEY = ("*",)
+cdef tuple _NONE = ()
 
 
 cdef class WatcherIndex:
-    """Finds the watchers matching an event with a few dict lookups, however many exist."""
+    """Finds the watchers matching an event with a few dict lookups, however many exist.
 
-    cdef dict _by_name
+    Watchers are filed by group, then key (either may be "*"); namespace watchers by
+    namespace, then key. Buckets are tuples replaced on change.
+    """
+
+    cdef dict _by_group
     cdef dict _by_namespace
 
     def __init__(self):
-        self._by_name = {}
+        self._by_group = {}
         self._by_namespace = {}
 
-    cdef inline tuple _slot(self, watcher):
+    cdef inline tuple _where(self, watcher):
         if watcher.namespace is not None:
-            return (watcher.namespace, watcher.key)
-        return (watcher.group, watcher.key)
-
-    cdef inline dict _table(self, watcher):
-        return self._by_name if watcher.namespace is None else self._by_namespace
+            return (self._by_namespace, watcher.namespace, watcher.key)
+        return (self._by_group, watcher.group, watcher.key)
 
     def add(self, watcher):
-        cdef dict table = self._table(watcher)
-        cdef tuple slot = self._slot(watcher)
-        table[slot] = table.get(slot, ()) + (watcher,)
+        table, outer, inner = self._where(watcher)
+        keys = (<dict>table).setdefault(outer, {})
+        (<dict>keys)[inner] = (<dict>keys).get(inner, _NONE) + (watcher,)
 
     def remove(self, watcher):
-        cdef dict table = self._table(watcher)
-        cdef tuple slot = self._slot(watcher)
-        cdef tuple bucket = tuple([w for w in table.get(slot, ()) if w is not watcher])
+        table, outer, inner = self._where(watcher)
+        keys = (<dict>table).get(outer)
+        if keys is None:
+            return
+        bucket = tuple([w for w in (<dict>keys).get(inner, _NONE) if w is not watcher])
         if bucket:
-            table[slot] = bucket
+            (<dict>keys)[inner] = bucket
         else:
-            table.pop(slot, None)
+            (<dict>keys).pop(inner, None)
+            if not keys:
+                del (<dict>table)[outer]
+
+    cdef inline list _collect(self, list found, object keys, str key, bint whole_group):
+        cdef object bucket
+        if keys is None:
+            return found
+        if not whole_group and key != "*":
+            bucket = (<dict>keys).get(key)
+            if bucket is not None:
+                if found is None:
+                    found = []
+                found.extend(<tuple>bucket)
+        bucket = (<dict>keys).get("*")
+        if bucket is not None:
+            if found is None:
+                found = []
+            found.extend(<tuple>bucket)
+        return found
 
     def match(self, str group, str key, bint whole_group):
-        """The watchers an event on ``(group, key)`` reaches, each once."""
-        cdef list found = []
-        cdef tuple keys, groups
-        cdef object bucket
-        cdef str g, k, namespace
+        """The watchers an event on ``(group, key)`` reaches, each once (``()`` when none).
+
+        ``whole_group``: a DELETE_GROUP event, which reaches only watchers whose key is "*".
+        """
+        cdef list found = None
         cdef Py_ssize_t colon
-        if self._by_name:
-            keys = _ANY_KEY if whole_group or key == "*" else (key, "*")
-            groups = _ANY_KEY if group == "*" else (group, "*")
-            for g in groups:
-                for k in keys:
-                    bucket = self._by_name.get((g, k))
-                    if bucket:
-                        found.extend(<tuple>bucket)
+        if self._by_group:
+            found = self._collect(found, self._by_group.get(group), key, whole_group)
+            if group != "*":
+                found = self._collect(found, self._by_group.get("*"), key, whole_group)
         if self._by_namespace:
             colon = group.find(":")
             if colon >= 0:
-                namespace = group[:colon]
-                keys = _ANY_KEY if whole_group or key == "*" else (key, "*")
-                for k in keys:
-                    bucket = self._by_namespace.get((namespace, k))
-                    if bucket:
-                        found.extend(<tuple>bucket)
-        return found
+                found = self._collect(
+                    found, self._by_namespace.get(group[:colon]), key, whole_group
+                )
+        return _NONE if found is None else found

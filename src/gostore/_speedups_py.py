@@ -6,7 +6,7 @@ tests run both over the same cases. Only ``_accel`` imports from here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -14,7 +14,9 @@ _T = TypeVar("_T")
 SEPARATOR = b"\xff"  # never occurs in valid UTF-8, so it cannot occur inside a key or value
 
 
-def _split(count: int, keys: bytes | None, values: bytes | None) -> tuple[list[bytes], list[bytes]] | None:
+def _split(
+    count: int, keys: bytes | None, values: bytes | None
+) -> tuple[list[bytes], list[bytes]] | None:
     if count == 0:
         return [], []
     if keys is None or values is None:
@@ -40,7 +42,7 @@ def decode_group(count: int, keys: bytes | None, values: bytes | None) -> dict[s
     parts = _split(count, keys, values)
     if parts is None:
         return None
-    return dict(zip(map(bytes.decode, parts[0]), map(bytes.decode, parts[1])))
+    return dict(zip(map(bytes.decode, parts[0]), map(bytes.decode, parts[1]), strict=True))
 
 
 def decode_pairs(
@@ -56,56 +58,69 @@ def decode_pairs(
 class WatcherIndex:
     """Finds the watchers matching an event with a few dict lookups, however many exist.
 
-    A watcher is filed under ``(group, key)`` (either may be ``"*"``), or, when it watches a
-    whole namespace, under ``(namespace, key)`` in a second table. Buckets are tuples replaced
-    on change, so :meth:`match` never sees a half-updated bucket.
+    Watchers are filed by group, then key (either may be ``"*"``); namespace watchers by
+    namespace, then key. Buckets are tuples replaced on change, so :meth:`match` never sees a
+    half-updated bucket.
     """
 
-    __slots__ = ("_by_name", "_by_namespace")
+    __slots__ = ("_by_group", "_by_namespace")
 
     def __init__(self) -> None:
-        self._by_name: dict[tuple[str, str], tuple[Any, ...]] = {}
-        self._by_namespace: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._by_group: dict[str, dict[str, tuple[Any, ...]]] = {}
+        self._by_namespace: dict[str, dict[str, tuple[Any, ...]]] = {}
 
-    def _table(self, watcher: Any) -> tuple[dict[tuple[str, str], tuple[Any, ...]], tuple[str, str]]:
+    def _where(self, watcher: Any) -> tuple[dict[str, dict[str, tuple[Any, ...]]], str, str]:
         if watcher.namespace is not None:
-            return self._by_namespace, (watcher.namespace, watcher.key)
-        return self._by_name, (watcher.group, watcher.key)
+            return self._by_namespace, watcher.namespace, watcher.key
+        return self._by_group, watcher.group, watcher.key
 
     def add(self, watcher: Any) -> None:
-        table, slot = self._table(watcher)
-        table[slot] = (*table.get(slot, ()), watcher)
+        table, outer, inner = self._where(watcher)
+        keys = table.setdefault(outer, {})
+        keys[inner] = (*keys.get(inner, ()), watcher)
 
     def remove(self, watcher: Any) -> None:
-        table, slot = self._table(watcher)
-        bucket = tuple(w for w in table.get(slot, ()) if w is not watcher)
+        table, outer, inner = self._where(watcher)
+        keys = table.get(outer)
+        if keys is None:
+            return
+        bucket = tuple(w for w in keys.get(inner, ()) if w is not watcher)
         if bucket:
-            table[slot] = bucket
+            keys[inner] = bucket
         else:
-            table.pop(slot, None)
+            keys.pop(inner, None)
+            if not keys:
+                del table[outer]
 
-    def match(self, group: str, key: str, whole_group: bool) -> list[Any]:
-        """The watchers an event on ``(group, key)`` reaches, each once.
+    @staticmethod
+    def _collect(
+        found: list[Any] | None, keys: dict[str, tuple[Any, ...]] | None, key: str, whole_group: bool
+    ) -> list[Any] | None:
+        if keys is None:
+            return found
+        if not whole_group and key != "*":
+            bucket = keys.get(key)
+            if bucket is not None:
+                found = [*found, *bucket] if found else list(bucket)
+        bucket = keys.get("*")
+        if bucket is not None:
+            found = [*found, *bucket] if found else list(bucket)
+        return found
+
+    def match(self, group: str, key: str, whole_group: bool) -> Sequence[Any]:
+        """The watchers an event on ``(group, key)`` reaches, each once (``()`` when none).
 
         :param whole_group: a DELETE_GROUP event, which reaches only watchers whose key is "*".
         """
-        found: list[Any] = []
-        by_name = self._by_name
-        if by_name:
-            keys = ("*",) if whole_group or key == "*" else (key, "*")
-            groups = ("*",) if group == "*" else (group, "*")
-            for g in groups:
-                for k in keys:
-                    bucket = by_name.get((g, k))
-                    if bucket:
-                        found.extend(bucket)
+        found: list[Any] | None = None
+        by_group = self._by_group
+        if by_group:
+            found = self._collect(found, by_group.get(group), key, whole_group)
+            if group != "*":
+                found = self._collect(found, by_group.get("*"), key, whole_group)
         by_namespace = self._by_namespace
         if by_namespace:
             namespace, colon, _ = group.partition(":")
             if colon:
-                keys = ("*",) if whole_group or key == "*" else (key, "*")
-                for k in keys:
-                    bucket = by_namespace.get((namespace, k))
-                    if bucket:
-                        found.extend(bucket)
-        return found
+                found = self._collect(found, by_namespace.get(namespace), key, whole_group)
+        return () if found is None else found

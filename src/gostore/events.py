@@ -13,6 +13,7 @@ import asyncio
 import enum
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import NamedTuple
@@ -206,6 +207,8 @@ class EventHub:
         self.active = False
         self.callbacks: tuple[Callback, ...] = ()
         self._index = WatcherIndex()
+        #: the index's matcher: ``match(group, key, whole_group)`` -> watchers reached
+        self.match = self._index.match
         self._watchers: set[Watcher] = set()
         self._lock = threading.Lock()  # guards registration only, never held while delivering
 
@@ -247,8 +250,23 @@ class EventHub:
     def to_watchers(self, events: Iterable[Event]) -> None:
         match = self._index.match
         for event in events:
-            for watcher in match(event.group, event.key, event.type == EventType.DELETE_GROUP):
+            for watcher in match(event.group, event.key, event.type is EventType.DELETE_GROUP):
                 watcher._offer(event)
+
+    def publish(self, kind: EventType, group: str, key: str, value: str) -> Event | None:
+        """Deliver one committed change to its watchers; return its Event if callbacks need it.
+
+        NOTE: matching comes first and the Event is built only when someone receives it, so a
+        write costs next to nothing extra however many non-matching watchers exist.
+        """
+        watchers = self._index.match(group, key, kind is EventType.DELETE_GROUP)
+        callbacks = self.callbacks
+        if not watchers and not callbacks:
+            return None
+        event = Event(kind, group, key, value, time.time())
+        for watcher in watchers:
+            watcher._offer(event)
+        return event if callbacks else None
 
     def to_callbacks(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -262,6 +280,7 @@ class EventHub:
         with self._lock:
             watchers, self._watchers = self._watchers, set()
             self._index = WatcherIndex()
+            self.match = self._index.match
             self.callbacks = ()
             self._refresh()
         for watcher in watchers:

@@ -25,7 +25,7 @@ from ._accel import decode_group, decode_pairs
 from ._render import render as _render
 from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms, prefix_range
 from .errors import NotFoundError, StoreClosedError, StoreError
-from .events import Event, EventHub, EventType, Watcher
+from .events import Event, EventHub, EventType, Watcher, logger
 
 if TYPE_CHECKING:
     from .scope import QuotaConfig, ScopedStore, _Ledger
@@ -36,8 +36,12 @@ __all__ = ("Store",)
 Seconds = float | int
 TTL = float | int | timedelta
 
+_GET = sql.GET  # module globals: one dict lookup on the hot paths instead of two
+_SET = sql.SET
+_SET_EVENT = EventType.SET
 _PAGE = 1024  # rows fetched per step by the lazy iterators all() and groups_iter()
 _NO_EVENTS: list[Event] = []  # shared empty result; never mutated
+_INT64_MAX = 2**63 - 1
 _OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
 # NOTE: a Store inherited through fork() must never close the parent's SQLite connection from
 # the child (closing releases locks the parent relies on); the child keeps it here, unused.
@@ -122,14 +126,20 @@ class Store:
             self._conn = sql.connect(self._path, self._busy_timeout, synchronous.lower())
         except apsw.Error as exc:
             raise StoreError.at(op, f"cannot open {self._path!r}: {_reason(exc)}") from exc
-        self._cur = self._conn.cursor()
+        # NOTE: Any, not apsw.Cursor: the schema fixes each column's type, which apsw's stubs
+        # cannot know (fetchall() rows are tuple[SQLiteValue, ...]); after fork() it is a
+        # _DeadCursor.
+        self._cur: Any = self._conn.cursor()
         self._closed = False
         _OPEN_STORES.add(self)
         self._stop_purge = threading.Event()
         self._purger: threading.Thread | None = None
         if self._purge_interval > 0:
             self._purger = threading.Thread(
-                target=self._purge_loop, name=f"gostore-purge {self._path}", daemon=True
+                target=_purge_loop,
+                args=(weakref.ref(self), self._stop_purge, self._purge_interval),
+                name=f"gostore-purge {self._path}",
+                daemon=True,
             )
             self._purger.start()
 
@@ -172,11 +182,18 @@ class Store:
             _OPEN_STORES.discard(self)
             self._conn.close()
 
+    def __del__(self) -> None:
+        # Dropped without close(): wake the purge thread so it ends now, not an interval later.
+        stop = getattr(self, "_stop_purge", None)
+        if stop is not None:
+            stop.set()
+
     def _abandon_after_fork(self) -> None:
         """In a forked child: refuse every call and never touch the parent's connection."""
         self._forked = True
         self._closed = True
         _INHERITED_CONNECTIONS.append(self._conn)
+        self._cur = _DeadCursor()
         self._lock = threading.RLock()  # the parent's lock may have been held at fork time
 
     def _closed_error(self, op: str) -> StoreError:
@@ -209,6 +226,14 @@ class Store:
             return _NO_EVENTS
         self._hub.to_watchers(events)
         return events if self._hub.callbacks else _NO_EVENTS
+
+    def _publish_one(self, kind: EventType, group: str, key: str, value: str) -> list[Event]:
+        """:meth:`_publish` for one change, building the Event only if someone receives it."""
+        if self._tx_depth:
+            self._staged.append(Event(kind, group, key, value, time.time()))
+            return _NO_EVENTS
+        event = self._hub.publish(kind, group, key, value)
+        return _NO_EVENTS if event is None else [event]
 
     def _event(self, kind: EventType, group: str, key: str = "", value: str = "") -> Event:
         return Event(kind, group, key, value, time.time())
@@ -303,13 +328,12 @@ class Store:
         """
         if type(group) is not str or type(key) is not str:
             check_text("store.get", group=group, key=key)
-        if self._closed:
-            raise self._closed_error("store.get")
+        # No closed check: a closed store's cursor raises an apsw.Error, which _failure maps.
         lock = self._lock
         lock.acquire()
         try:
             try:
-                rows = self._cur.execute(sql.GET, (group, key)).fetchall()
+                rows = self._cur.execute(_GET, (group, key)).fetchall()
             except apsw.Error as exc:
                 raise self._failure("store.get", exc, group, key) from exc
             except UnicodeEncodeError:
@@ -335,7 +359,7 @@ class Store:
         except apsw.Error as exc:
             raise self._failure(op, exc, group, key) from exc
         if self._conn.changes() and self._hub.active:
-            return self._publish([self._event(EventType.EXPIRE, group, key)])
+            return self._publish_one(EventType.EXPIRE, group, key, "")
         return _NO_EVENTS
 
     def exists(self, group: str, key: str) -> bool:
@@ -361,7 +385,30 @@ class Store:
         """Insert or replace ``key`` in ``group``; clears any TTL."""
         if type(group) is not str or type(key) is not str or type(value) is not str:
             check_text("store.set", group=group, key=key, value=value)
-        self._put("store.set", group, key, value, None)
+        # NOTE: _put inlined by hand: set() is the hottest write and a call costs ~10% of it.
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._ledgers:
+                self._forget_ledger(group)
+            try:
+                self._cur.execute(_SET, (group, key, value, None))
+            except apsw.Error as exc:
+                raise self._failure("store.set", exc, group, key) from exc
+            except UnicodeEncodeError:
+                check_text("store.set", group=group, key=key, value=value)
+                raise
+            hub = self._hub
+            if not hub.active:
+                return
+            # Cheap pre-check so that non-matching watchers cost one C-level index lookup.
+            if not (self._tx_depth or hub.callbacks or hub.match(group, key, False)):
+                return
+            callbacks = self._publish_one(_SET_EVENT, group, key, value)
+        finally:
+            lock.release()
+        if callbacks:
+            self._hub.to_callbacks(callbacks)
 
     def set_with_ttl(self, group: str, key: str, value: str, ttl: TTL) -> None:
         """Insert or replace ``key`` so that it expires after ``ttl``.
@@ -372,12 +419,47 @@ class Store:
         """
         if type(group) is not str or type(key) is not str or type(value) is not str:
             check_text("store.set_with_ttl", group=group, key=key, value=value)
-        self._put("store.set_with_ttl", group, key, value, expiry_ms("store.set_with_ttl", ttl, now_ms()))
+        self._put(
+            "store.set_with_ttl", group, key, value, expiry_ms("store.set_with_ttl", ttl, now_ms())
+        )
 
     def _put(
-        self, op: str, group: str, key: str, value: str, expires: int | None, guard: Guard | None = None
+        self,
+        op: str,
+        group: str,
+        key: str,
+        value: str,
+        expires: int | None,
+        guard: Guard | None = None,
     ) -> None:
-        self._write_one(op, sql.SET, (group, key, value, expires), EventType.SET, group, key, value, guard)
+        """Insert or replace one key (``set`` has this inlined); ``guard`` checks quotas."""
+        if guard is not None:
+            return self._write_one(
+                op, _SET, (group, key, value, expires), _SET_EVENT, group, key, value, guard
+            )
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._ledgers:
+                self._forget_ledger(group)
+            try:
+                self._cur.execute(_SET, (group, key, value, expires))
+            except apsw.Error as exc:
+                raise self._failure(op, exc, group, key) from exc
+            except UnicodeEncodeError:
+                check_text(op, group=group, key=key, value=value)
+                raise
+            hub = self._hub
+            if not hub.active:
+                return None
+            if not (self._tx_depth or hub.callbacks or hub.match(group, key, False)):
+                return None
+            callbacks = self._publish_one(_SET_EVENT, group, key, value)
+        finally:
+            lock.release()
+        if callbacks:
+            self._hub.to_callbacks(callbacks)
+        return None
 
     def delete(self, group: str, key: str) -> None:
         """Remove ``key`` from ``group``; no error when it is absent."""
@@ -428,14 +510,21 @@ class Store:
                 check_text(op, group=group, key=key, value=value)
                 raise
             if self._hub.active and (kind == EventType.SET or self._conn.changes()):
-                callbacks = self._publish([self._event(kind, group, key, value)])
+                callbacks = self._publish_one(kind, group, key, value)
         finally:
             lock.release()
         if callbacks:
             self._hub.to_callbacks(callbacks)
 
     def _guarded(
-        self, guard: Guard, op: str, statement: str, args: tuple[Any, ...], group: str, key: str, value: str
+        self,
+        guard: Guard,
+        op: str,
+        statement: str,
+        args: tuple[Any, ...],
+        group: str,
+        key: str,
+        value: str,
     ) -> None:
         """Check, write and account as one step (lock held).
 
@@ -481,7 +570,9 @@ class Store:
         with self._atomic(op):
             try:
                 if self._hub.active:
-                    groups = [row[0] for row in self._cur.execute(sql.DELETE_PREFIX_RETURNING, (lo, hi))]
+                    groups = [
+                        row[0] for row in self._cur.execute(sql.DELETE_PREFIX_RETURNING, (lo, hi))
+                    ]
                     removed = len(groups)
                     self._publish(
                         [self._event(EventType.DELETE_GROUP, g) for g in dict.fromkeys(groups)]
@@ -576,7 +667,9 @@ class Store:
             check_text(op, group=group)
         return StoreError.at(op, "a stored key or value is not valid UTF-8", group)
 
-    def _page(self, op: str, group: str, blob_sql: str, rows_sql: str, args: tuple[Any, ...]) -> list[KeyValue]:
+    def _page(
+        self, op: str, group: str, blob_sql: str, rows_sql: str, args: tuple[Any, ...]
+    ) -> list[KeyValue]:
         self._ready(op)
         with self._lock:
             try:
@@ -599,7 +692,11 @@ class Store:
 
     def _iter_all(self, group: str) -> Iterator[KeyValue]:
         page = self._page(
-            "store.all", group, sql.PAGE_OFFSET_BLOB, sql.PAGE_OFFSET_ROWS, (group, now_ms(), _PAGE, 0)
+            "store.all",
+            group,
+            sql.PAGE_OFFSET_BLOB,
+            sql.PAGE_OFFSET_ROWS,
+            (group, now_ms(), _PAGE, 0),
         )
         while True:
             yield from page
@@ -625,9 +722,10 @@ class Store:
         if limit == 0:
             self._ready("store.get_page")
             return []
+        # SQLite binds 64-bit integers only; a larger offset or limit means "all" just the same.
         return self._page(
             "store.get_page", group, sql.PAGE_OFFSET_BLOB, sql.PAGE_OFFSET_ROWS,
-            (group, now_ms(), limit, offset),
+            (group, now_ms(), min(limit, _INT64_MAX), min(offset, _INT64_MAX)),
         )
 
     def get_split(self, group: str, key: str, separator: str) -> Iterator[str]:
@@ -684,7 +782,12 @@ class Store:
         self._set_many("store.set_many", group, mapping, ttl)
 
     def _set_many(
-        self, op: str, group: str, mapping: Mapping[str, str], ttl: TTL | None, guard: Guard | None = None
+        self,
+        op: str,
+        group: str,
+        mapping: Mapping[str, str],
+        ttl: TTL | None,
+        guard: Guard | None = None,
     ) -> None:
         rows = self._many_rows(op, group, mapping, ttl)
         with self._atomic(op, group):
@@ -759,16 +862,6 @@ class Store:
             self._hub.to_callbacks(callbacks)
         return removed
 
-    def _purge_loop(self) -> None:
-        while not self._stop_purge.wait(self._purge_interval):
-            try:
-                self.purge_expired()
-            except StoreClosedError:
-                return
-            except Exception:  # keep purging; a locked database now may be free next time
-                from .events import logger
-
-                logger.exception("gostore: background purge of %r failed", self._path)
 
     # -- events API -----------------------------------------------------------------------------
     def watch(self, group: str, key: str, *, buffer: int = 16) -> Watcher:
@@ -799,22 +892,51 @@ class Store:
         :returns: an idempotent function that unregisters the callback.
         """
         if not callable(callback):
-            raise TypeError(f"store.on_change: callback must be callable, not {type(callback).__name__}")
+            raise TypeError(
+                f"store.on_change: callback must be callable, not {type(callback).__name__}"
+            )
         self._ready("store.on_change")
         return self._hub.on_change(callback)
 
     # -- namespaces -----------------------------------------------------------------------------
     def scoped(self, namespace: str, quota: QuotaConfig | None = None) -> ScopedStore:
-        """A :class:`ScopedStore` for ``namespace``; same as ``ScopedStore(self, namespace, quota)``."""
+        """A :class:`ScopedStore` for ``namespace``, as ``ScopedStore(self, namespace, quota)``."""
         from .scope import ScopedStore
 
+        self._ready("store.scoped")  # SPEC 2: every method but close/unwatch raises once closed
         return ScopedStore(self, namespace, quota)
+
+
+def _purge_loop(ref: weakref.ref[Store], stop: threading.Event, interval: float) -> None:
+    """The background purge. It holds only a weak reference, so a Store dropped without
+    close() is still garbage-collected, and this thread then ends."""
+    while not stop.wait(interval):
+        store = ref()
+        if store is None:
+            return
+        try:
+            store.purge_expired()
+        except StoreClosedError:
+            return
+        except Exception:  # keep purging; a database locked now may be free next time
+            logger.exception("gostore: background purge of %r failed", store.path)
+        del store
+
+
+class _DeadCursor:
+    """Stands in for the cursor of a Store inherited through fork(): every use fails, and the
+    hot paths map the failure to the fork error without checking a flag on each call."""
+
+    def execute(self, *args: object) -> Any:
+        raise apsw.ConnectionClosedError("Store inherited through fork()")
+
+    executemany = execute
 
 
 def _text_list(op: str, keys: object) -> list[str]:
     if isinstance(keys, (str, bytes)) or not hasattr(keys, "__iter__"):
         raise TypeError(f"{op}: keys must be a list or tuple of str, not {type(keys).__name__}")
-    result = list(keys)  # type: ignore[call-overload]
+    result = list(keys)
     for i, key in enumerate(result):
         if type(key) is not str:
             check_text(op, **{f"keys[{i}]": key})
