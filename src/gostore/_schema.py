@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 
 import apsw
 
@@ -114,6 +115,12 @@ PURGE_RETURNING = PURGE + " RETURNING group_name, entry_key"
 PURGE_RANGE = f"DELETE FROM entries WHERE {IN_RANGE} AND expires_at IS NOT NULL AND expires_at <= ?"
 PURGE_RANGE_RETURNING = PURGE_RANGE + " RETURNING group_name, entry_key"
 
+# -- export (the CLI): every live row with its expiry, so TTLs survive export/import ---------
+EXPORT = (
+    "SELECT group_name, entry_key, entry_value, expires_at FROM entries "
+    f"WHERE {LIVE} ORDER BY group_name, entry_key"
+)
+
 # -- transactions ----------------------------------------------------------------------------
 # NOTE: every write transaction is BEGIN IMMEDIATE: a deferred transaction that reads first and
 # upgrades to a write can fail with BUSY without waiting for the busy timeout.
@@ -200,12 +207,35 @@ def connect(path: str, busy_timeout: float, synchronous: str) -> apsw.Connection
         conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
         conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
         if path != MEMORY:
-            _set_wal(conn, busy_timeout)
+            try:
+                _set_wal(conn, busy_timeout)
+            except apsw.CantOpenError:
+                if not _read_only_without_wal(conn, path):
+                    raise
+                conn.close()
+                conn = _open_immutable(path, busy_timeout)
         conn.execute(f"PRAGMA synchronous={SYNCHRONOUS_LEVELS[synchronous]}")
         migrate(conn)
     except BaseException:
         conn.close()
         raise
+    return conn
+
+
+def _read_only_without_wal(conn: apsw.Connection, path: str) -> bool:
+    """True for a WAL file SQLite can only open read-only and whose -shm cannot be created."""
+    wal = path + "-wal"
+    return conn.readonly("main") and (not os.path.exists(wal) or os.path.getsize(wal) == 0)
+
+
+def _open_immutable(path: str, busy_timeout: float) -> apsw.Connection:
+    # NOTE: SQLite reads a WAL-mode file only through its -shm index; on a read-only filesystem
+    # (or directory) with no -shm, the only way to read it is as immutable. That is safe only
+    # when no -wal holds uncommitted pages, which the caller checked. Writes then fail with
+    # SQLITE_READONLY. https://www.sqlite.org/wal.html#readonly
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?immutable=1"
+    conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    conn.set_busy_timeout(int(busy_timeout * 1000))
     return conn
 
 

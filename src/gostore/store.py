@@ -601,8 +601,8 @@ class Store:
 
     def groups_iter(self, prefix: str = "") -> Iterator[str]:
         """Like :meth:`groups`, fetched lazily a page at a time."""
-        if type(prefix) is not str:
-            check_text("store.groups", prefix=prefix)
+        # Checked in full here (not at the first next()), so a bad prefix fails at the call.
+        check_text("store.groups", prefix=prefix)
         self._ready("store.groups")
         return self._iter_groups(prefix)
 
@@ -685,8 +685,8 @@ class Store:
 
     def all(self, group: str) -> Iterator[KeyValue]:
         """Live entries of ``group`` ascending by key, fetched lazily a page at a time."""
-        if type(group) is not str:
-            check_text("store.all", group=group)
+        # Checked in full here (not at the first next()), so a bad group fails at the call.
+        check_text("store.all", group=group)
         self._ready("store.all")
         return self._iter_all(group)
 
@@ -733,12 +733,13 @@ class Store:
 
         :raises NotFoundError: at the call, not at the first ``next()``.
         """
-        if type(separator) is not str:
-            check_text("store.get_split", separator=separator)
+        # Checked here so that errors name store.get_split, not the store.get it calls.
+        check_text("store.get_split", group=group, key=key, separator=separator)
         return iter(go_split(self.get(group, key), separator))
 
     def get_fields(self, group: str, key: str) -> Iterator[str]:
         """The value split on whitespace runs as Go's ``strings.Fields`` does."""
+        check_text("store.get_fields", group=group, key=key)
         return iter(go_fields(self.get(group, key)))
 
     def render(self, template: str, group: str, *, strict: bool = False) -> str:
@@ -747,8 +748,7 @@ class Store:
         :param strict: a missing variable raises :class:`TemplateError` instead of rendering "".
         :raises TemplateError: syntax or runtime template errors.
         """
-        if type(template) is not str:
-            check_text("store.render", template=template)
+        check_text("store.render", template=template, group=group)
         return _render("store.render", template, group, self.get_all(group), strict)
 
     # -- bulk -----------------------------------------------------------------------------------
@@ -884,7 +884,8 @@ class Store:
         """Stop delivery to ``watcher`` and close it. Idempotent; harmless after close()."""
         if not isinstance(watcher, Watcher):
             raise TypeError(f"store.unwatch: expected a Watcher, not {type(watcher).__name__}")
-        self._hub.unwatch(watcher)
+        # Through the watcher, so it leaves the index of the store that made it (not ours).
+        watcher.close()
 
     def on_change(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback(event)`` after every committed change, in the writing thread.
