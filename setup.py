@@ -31,17 +31,22 @@ class optional_build_ext(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any toolchain failure means "no compiler"
+        except Exception as exc:  # any toolchain failure means "no compiler"
             raise BuildFailed(exc) from exc
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise BuildFailed(exc) from exc
 
 
 def _warn(reason: object) -> None:
+    try:
+        import Cython  # noqa: F401
+    except ImportError:
+        # setuptools then looks for the generated .c instead, which the sdist does not ship.
+        reason = f"Cython is not installed ({reason})"
     bar = "*" * 75
     print(
         f"\n{bar}\nWARNING: the compiled module gostore._speedups could not be built:\n"

@@ -6,7 +6,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.string cimport memchr
+from libc.string cimport memchr, memcmp
 
 cdef inline Py_ssize_t _part_end(const char* data, Py_ssize_t start, Py_ssize_t size):
     cdef const char* hit = <const char*>memchr(data + start, 0xFF, size - start)
@@ -15,22 +15,55 @@ cdef inline Py_ssize_t _part_end(const char* data, Py_ssize_t start, Py_ssize_t 
     return hit - data
 
 
-cdef inline bint _counts_match(Py_ssize_t count, bytes blob):
-    # count parts means count - 1 separators.
-    cdef const char* data = PyBytes_AS_STRING(blob)
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(blob)
-    cdef Py_ssize_t seen = 0
-    cdef Py_ssize_t pos = 0
-    cdef const char* hit
-    while pos < size:
-        hit = <const char*>memchr(data + pos, 0xFF, size - pos)
-        if hit == NULL:
-            break
-        seen += 1
-        if seen >= count:
-            return False
-        pos = (hit - data) + 1
-    return seen == count - 1
+cdef class _Parts:
+    """Walks two 0xFF-joined blobs part by part, reusing the str of a value equal to the
+    previous one (groups often repeat values: flags, states), which saves an allocation."""
+
+    cdef const char* kdata
+    cdef const char* vdata
+    cdef Py_ssize_t ksize, vsize, kpos, vpos, count, seen
+    cdef const char* last_value
+    cdef Py_ssize_t last_len
+    cdef object last_str
+    cdef bytes keys, values  # keep the buffers alive
+
+    def __cinit__(self, Py_ssize_t count, bytes keys, bytes values):
+        self.keys = keys
+        self.values = values
+        self.kdata = PyBytes_AS_STRING(keys)
+        self.vdata = PyBytes_AS_STRING(values)
+        self.ksize = PyBytes_GET_SIZE(keys)
+        self.vsize = PyBytes_GET_SIZE(values)
+        self.count = count
+        self.last_len = -1
+
+    cdef object value  # the value of the pair last returned by next_key()
+
+    cdef inline object next_key(self):
+        """The next key (its value in self.value), or None when the parts do not number count."""
+        cdef Py_ssize_t kend = _part_end(self.kdata, self.kpos, self.ksize)
+        cdef Py_ssize_t vend = _part_end(self.vdata, self.vpos, self.vsize)
+        cdef bint last = self.seen == self.count - 1
+        cdef Py_ssize_t vlen
+        cdef const char* vstart
+        cdef object key
+        # Exactly count parts: every part but the last ends at a separator.
+        if (kend == self.ksize) != last or (vend == self.vsize) != last:
+            return None
+        key = PyUnicode_DecodeUTF8(self.kdata + self.kpos, kend - self.kpos, NULL)
+        vlen = vend - self.vpos
+        vstart = self.vdata + self.vpos
+        if vlen == self.last_len and memcmp(vstart, self.last_value, vlen) == 0:
+            self.value = self.last_str
+        else:
+            self.value = PyUnicode_DecodeUTF8(vstart, vlen, NULL)
+            self.last_str = self.value
+            self.last_value = vstart
+            self.last_len = vlen
+        self.kpos = kend + 1
+        self.vpos = vend + 1
+        self.seen += 1
+        return key
 
 
 def decode_group(Py_ssize_t count, keys, values):
@@ -40,23 +73,14 @@ def decode_group(Py_ssize_t count, keys, values):
         return result
     if keys is None or values is None:
         return None
-    if not _counts_match(count, <bytes>keys) or not _counts_match(count, <bytes>values):
-        return None
-    cdef const char* kdata = PyBytes_AS_STRING(keys)
-    cdef const char* vdata = PyBytes_AS_STRING(values)
-    cdef Py_ssize_t ksize = PyBytes_GET_SIZE(keys)
-    cdef Py_ssize_t vsize = PyBytes_GET_SIZE(values)
-    cdef Py_ssize_t kpos = 0, vpos = 0, kend, vend, i
+    cdef _Parts parts = _Parts(count, keys, values)
+    cdef object key
+    cdef Py_ssize_t i
     for i in range(count):
-        kend = _part_end(kdata, kpos, ksize)
-        vend = _part_end(vdata, vpos, vsize)
-        PyDict_SetItem(
-            result,
-            PyUnicode_DecodeUTF8(kdata + kpos, kend - kpos, NULL),
-            PyUnicode_DecodeUTF8(vdata + vpos, vend - vpos, NULL),
-        )
-        kpos = kend + 1
-        vpos = vend + 1
+        key = parts.next_key()
+        if key is None:
+            return None
+        PyDict_SetItem(result, key, parts.value)
     return result
 
 
@@ -67,25 +91,14 @@ def decode_pairs(Py_ssize_t count, keys, values, pair):
         return result
     if keys is None or values is None:
         return None
-    if not _counts_match(count, <bytes>keys) or not _counts_match(count, <bytes>values):
-        return None
-    cdef const char* kdata = PyBytes_AS_STRING(keys)
-    cdef const char* vdata = PyBytes_AS_STRING(values)
-    cdef Py_ssize_t ksize = PyBytes_GET_SIZE(keys)
-    cdef Py_ssize_t vsize = PyBytes_GET_SIZE(values)
-    cdef Py_ssize_t kpos = 0, vpos = 0, kend, vend, i
+    cdef _Parts parts = _Parts(count, keys, values)
+    cdef object key
+    cdef Py_ssize_t i
     for i in range(count):
-        kend = _part_end(kdata, kpos, ksize)
-        vend = _part_end(vdata, vpos, vsize)
-        PyList_Append(
-            result,
-            pair(
-                PyUnicode_DecodeUTF8(kdata + kpos, kend - kpos, NULL),
-                PyUnicode_DecodeUTF8(vdata + vpos, vend - vpos, NULL),
-            ),
-        )
-        kpos = kend + 1
-        vpos = vend + 1
+        key = parts.next_key()
+        if key is None:
+            return None
+        PyList_Append(result, pair(key, parts.value))
     return result
 
 

@@ -20,11 +20,21 @@ _CACHED_TEMPLATES = 256  # compiled templates kept; Jinja compilation costs far 
 
 @functools.cache
 def _environment(strict: bool) -> jinja2.Environment:
+    import jinja2.exceptions
     import jinja2.sandbox
+
+    class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+        # NOTE: Jinja's sandbox answers an unsafe attribute ({{ x.__class__ }}) with an
+        # Undefined, which a lenient template renders as "". Refuse it outright instead, so a
+        # probe of the sandbox always fails loudly with TemplateError.
+        def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+            raise jinja2.exceptions.SecurityError(
+                f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
+            )
 
     undefined = jinja2.StrictUndefined if strict else jinja2.Undefined
     # Text output like Go's text/template: no HTML autoescaping.
-    return jinja2.sandbox.ImmutableSandboxedEnvironment(
+    return _Sandbox(
         undefined=undefined, autoescape=False, keep_trailing_newline=True
     )
 
@@ -42,7 +52,8 @@ def render(op: str, source: str, group: str, variables: dict[str, str], strict: 
         template = _compile(source, strict)
         rendered: Any = template.render(variables)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError.at(op, f"template syntax error at line {exc.lineno}: {exc.message}", group) from exc
+        message = f"template syntax error at line {exc.lineno}: {exc.message}"
+        raise TemplateError.at(op, message, group) from exc
     except jinja2.UndefinedError as exc:
         raise TemplateError.at(op, f"undefined template variable: {exc.message}", group) from exc
     except jinja2.TemplateError as exc:  # SecurityError and the rest

@@ -94,7 +94,10 @@ class WatcherIndex:
 
     @staticmethod
     def _collect(
-        found: list[Any] | None, keys: dict[str, tuple[Any, ...]] | None, key: str, whole_group: bool
+        found: list[Any] | None,
+        keys: dict[str, tuple[Any, ...]] | None,
+        key: str,
+        whole_group: bool,
     ) -> list[Any] | None:
         if keys is None:
             return found

@@ -18,8 +18,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
-import apsw
-
 from . import _schema as sql
 from ._types import KeyValue, check_text, expiry_ms, now_ms, prefix_range
 from .errors import InvalidNamespaceError, QuotaExceededError
@@ -71,7 +69,9 @@ class _Ledger:
 
     __slots__ = ("bytes", "expiring", "groups", "heap", "keys", "version")
 
-    def __init__(self, cursor: apsw.Cursor, bounds: tuple[str, str | bytes], now: int, version: Any) -> None:
+    def __init__(
+        self, cursor: Any, bounds: tuple[str, str | bytes], now: int, version: Any
+    ) -> None:
         self.version = version
         self.keys = 0
         self.bytes = 0
@@ -164,13 +164,22 @@ class _QuotaGuard:
             if not old_live:
                 if quota.max_keys and ledger.keys >= quota.max_keys:
                     raise QuotaExceededError.at(
-                        op, f"namespace {self.namespace!r} holds its limit of {quota.max_keys} keys",
-                        group, key,
+                        op,
+                        f"namespace {self.namespace!r} holds its limit of {quota.max_keys} keys",
+                        group,
+                        key,
                     )
-                if quota.max_groups and group not in ledger.groups and len(ledger.groups) >= quota.max_groups:
+                if (
+                    quota.max_groups
+                    and group not in ledger.groups
+                    and len(ledger.groups) >= quota.max_groups
+                ):
                     raise QuotaExceededError.at(
-                        op, f"namespace {self.namespace!r} holds its limit of {quota.max_groups} groups",
-                        group, key,
+                        op,
+                        f"namespace {self.namespace!r} holds its limit of "
+                        f"{quota.max_groups} groups",
+                        group,
+                        key,
                     )
             growth = new_size - old_size
             if quota.max_bytes and growth > 0 and ledger.bytes + growth > quota.max_bytes:
@@ -209,7 +218,9 @@ class ScopedStore:
 
     def __init__(self, store: Store, namespace: str, quota: QuotaConfig | None = None) -> None:
         if not isinstance(store, Store):
-            raise TypeError(f"ScopedStore: store must be a gostore.Store, not {type(store).__name__}")
+            raise TypeError(
+                f"ScopedStore: store must be a gostore.Store, not {type(store).__name__}"
+            )
         if not isinstance(namespace, str):
             raise TypeError(f"ScopedStore: namespace must be str, not {type(namespace).__name__}")
         if _NAMESPACE.fullmatch(namespace) is None:
@@ -343,12 +354,16 @@ class ScopedStore:
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove this namespace's groups starting with ``prefix``; returns rows removed."""
-        return self._writer()._delete_range("scoped.delete_prefix", self._group("scoped.delete_prefix", prefix))
+        return self._writer()._delete_range(
+            "scoped.delete_prefix", self._group("scoped.delete_prefix", prefix)
+        )
 
     def purge_expired(self) -> int:
         """Delete this namespace's expired rows now; returns how many."""
         lo, hi = prefix_range(self._prefix)
-        return self._writer()._purge("scoped.purge_expired", sql.PURGE_RANGE, sql.PURGE_RANGE_RETURNING, (lo, hi))
+        return self._writer()._purge(
+            "scoped.purge_expired", sql.PURGE_RANGE, sql.PURGE_RANGE_RETURNING, (lo, hi)
+        )
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[ScopedStore]:
@@ -363,7 +378,9 @@ class ScopedStore:
         """Watch ``(group, key)`` in this namespace; ``"*"`` as group watches all its groups."""
         if group == "*":
             return self._store._watch("scoped.watch", "*", key, buffer, self._namespace)
-        return self._store._watch("scoped.watch", self._group("scoped.watch", group), key, buffer, None)
+        return self._store._watch(
+            "scoped.watch", self._group("scoped.watch", group), key, buffer, None
+        )
 
     def unwatch(self, watcher: Watcher) -> None:
         self._store.unwatch(watcher)

@@ -1,0 +1,29 @@
+"""File-backed writes at each synchronous level (full, normal, off).
+
+Set_FileBacked and SetMany_FileBacked rewrite identical values (no page changes, so no fsync,
+as in go-store's workload); SetChanging_FileBacked writes a new value on every call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+from gostore import _bench
+
+Runner = Callable[[str, str], None]  # the run_workload fixture (conftest.py)
+SYNCHRONOUS = os.environ.get("GOSTORE_BENCH_SYNC", "full").strip().lower()
+
+
+def _rows() -> list[str]:
+    rows = _bench.cases(SYNCHRONOUS)
+    return [name for name in rows if name.split("[")[0] in _bench.DURABILITY]
+
+
+@pytest.mark.benchmark(group="durability")
+@pytest.mark.parametrize("impl", ["gostore", "apsw"])
+@pytest.mark.parametrize("name", _rows())
+def test_file_backed_writes_at_each_level(run_workload: Runner, name: str, impl: str) -> None:
+    run_workload(name, impl)

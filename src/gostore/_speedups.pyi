@@ -1,0 +1,27 @@
+"""Stub for the compiled module built from ``_speedups/_speedups.pyx``.
+
+Kept identical in names and signatures to the pure twin ``gostore/_speedups_py.py``, which type
+checkers read inside the package (see ``_accel``); tests/test_typing.py checks that they agree.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+def decode_group(count: int, keys: bytes | None, values: bytes | None) -> dict[str, str] | None:
+    """Decode a group fetched as two 0xFF-joined UTF-8 blobs into ``{key: value}``."""
+
+def decode_pairs(
+    count: int, keys: bytes | None, values: bytes | None, pair: Callable[[str, str], _T]
+) -> list[_T] | None:
+    """Like :func:`decode_group` but keeps row order, as ``[pair(key, value), ...]``."""
+
+class WatcherIndex:
+    """Finds the watchers matching an event with a few dict lookups, however many exist."""
+
+    def __init__(self) -> None: ...
+    def add(self, watcher: Any) -> None: ...
+    def remove(self, watcher: Any) -> None: ...
+    def match(self, group: str, key: str, whole_group: bool) -> Sequence[Any]:
+        """The watchers an event on ``(group, key)`` reaches, each once (``()`` when none)."""
