@@ -1,4 +1,4 @@
-# cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False
+# cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False, auto_pickle=False
 """Compiled hot paths of gostore; ``gostore/_speedups_py.py`` is the pure twin with the same
 names, signatures, results and exceptions."""
 
@@ -6,7 +6,12 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.string cimport memchr, memcmp
+
+cdef extern from "Python.h":
+    object PyType_GenericAlloc(type subtype, Py_ssize_t nitems)
 
 cdef inline Py_ssize_t _part_end(const char* data, Py_ssize_t start, Py_ssize_t size):
     cdef const char* hit = <const char*>memchr(data + start, 0xFF, size - start)
@@ -92,13 +97,24 @@ def decode_pairs(Py_ssize_t count, keys, values, pair):
     if keys is None or values is None:
         return None
     cdef _Parts parts = _Parts(count, keys, values)
-    cdef object key
+    cdef object key, item
     cdef Py_ssize_t i
+    # A 2-field tuple subclass (KeyValue) is filled in place, as tuple.__new__ would, instead
+    # of calling its Python-level __new__ for every row.
+    cdef bint direct = isinstance(pair, type) and issubclass(pair, tuple)
     for i in range(count):
         key = parts.next_key()
         if key is None:
             return None
-        PyList_Append(result, pair(key, parts.value))
+        if direct:
+            item = PyType_GenericAlloc(<type>pair, 2)
+            Py_INCREF(key)
+            PyTuple_SET_ITEM(item, 0, key)
+            Py_INCREF(parts.value)
+            PyTuple_SET_ITEM(item, 1, parts.value)
+        else:
+            item = pair(key, parts.value)
+        PyList_Append(result, item)
     return result
 
 

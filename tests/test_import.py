@@ -30,7 +30,9 @@ def test_compiled_module_is_loaded_when_required() -> None:
 def test_pure_mode_is_forced_by_environment() -> None:
     env = {**os.environ, "GOSTORE_PURE": "1"}
     code = "import gostore, gostore._accel as a; print(gostore.SPEEDUPS, a.decode_group.__module__)"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.split() == ["False", "gostore._speedups_py"]
 
 

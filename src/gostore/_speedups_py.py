@@ -7,6 +7,7 @@ tests run both over the same cases. Only ``_accel`` imports from here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -48,11 +49,20 @@ def decode_group(count: int, keys: bytes | None, values: bytes | None) -> dict[s
 def decode_pairs(
     count: int, keys: bytes | None, values: bytes | None, pair: Callable[[str, str], _T]
 ) -> list[_T] | None:
-    """Like :func:`decode_group` but keeps row order, as ``[pair(key, value), ...]``."""
+    """Like :func:`decode_group` but keeps row order, as ``[pair(key, value), ...]``.
+
+    A tuple subclass such as KeyValue is built with ``tuple.__new__``, skipping its
+    Python-level ``__new__``, exactly as the compiled version fills it in place.
+    """
     parts = _split(count, keys, values)
     if parts is None:
         return None
-    return list(map(pair, map(bytes.decode, parts[0]), map(bytes.decode, parts[1])))
+    decoded = zip(map(bytes.decode, parts[0]), map(bytes.decode, parts[1]), strict=True)
+    builder: Any = pair  # Any: narrowing to type[tuple] would lose _T
+    if isinstance(builder, type) and issubclass(builder, tuple):
+        new_tuple: Any = tuple.__new__
+        return list(map(new_tuple, repeat(builder), decoded))
+    return [pair(key, value) for key, value in decoded]
 
 
 class WatcherIndex:

@@ -10,13 +10,14 @@ and counts it in :attr:`Watcher.dropped`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
+import queue
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ._accel import WatcherIndex
 
@@ -56,6 +57,9 @@ class Event(NamedTuple):
     timestamp: float
 
 
+_CLOSED: Any = object()  # queued once by close(): it wakes blocked readers after the last event
+
+
 class Watcher:
     """A bounded buffer of the events matching ``(group, key)``.
 
@@ -64,12 +68,16 @@ class Watcher:
     manager to unwatch on exit.
     """
 
+    # NOTE: the buffer is a C-level queue.SimpleQueue: put() wakes a blocked get() without the
+    # Python-level bookkeeping of threading.Condition, so delivering an event costs the writer
+    # a fraction of what it did. No lock of its own: delivery and close() both run under the
+    # store's lock (EventHub's delivery lock), and the list of asyncio waiters is only ever
+    # appended to, removed from, or swapped whole, which the GIL makes atomic.
     __slots__ = (
         "__weakref__",
-        "_buffer",
         "_capacity",
         "_closed",
-        "_condition",
+        "_queue",
         "_unwatch",
         "_waiters",
         "dropped",
@@ -93,8 +101,7 @@ class Watcher:
         #: events discarded because the buffer was full.
         self.dropped = 0
         self._capacity = buffer
-        self._buffer: deque[Event] = deque()
-        self._condition = threading.Condition(threading.Lock())
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._unwatch = unwatch
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -102,7 +109,8 @@ class Watcher:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         where = f"namespace={self.namespace!r}" if self.namespace else f"group={self.group!r}"
-        return f"<Watcher {where} key={self.key!r} {state} buffered={len(self._buffer)}>"
+        buffered = max(0, self._queue.qsize() - self._closed)
+        return f"<Watcher {where} key={self.key!r} {state} buffered={buffered}>"
 
     @property
     def closed(self) -> bool:
@@ -111,23 +119,26 @@ class Watcher:
 
     # -- writer side ------------------------------------------------------------------------
     def _offer(self, event: Event) -> None:
-        """Buffer ``event`` or count it as dropped; never waits for the reader."""
-        with self._condition:
-            if self._closed:
-                return
-            if len(self._buffer) >= self._capacity:
-                self.dropped += 1
-                return
-            self._buffer.append(event)
-            self._condition.notify()
-            if self._waiters:
-                self._wake_async()
+        """Buffer ``event`` or count it as dropped; never waits for the reader.
+
+        Called only with the delivery lock held.
+        """
+        if self._closed:
+            return
+        if self._queue.qsize() >= self._capacity:
+            self.dropped += 1
+            return
+        self._queue.put(event)
+        if self._waiters:
+            self._wake_async()
 
     def _close(self) -> None:
-        with self._condition:
-            self._closed = True
-            self._condition.notify_all()
-            self._wake_async()
+        """Called only with the delivery lock held."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_CLOSED)
+        self._wake_async()
 
     def _wake_async(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -138,20 +149,28 @@ class Watcher:
                 pass
 
     # -- reader side ------------------------------------------------------------------------
+    def _take(self, block: bool, timeout: float | None) -> Event | None:
+        try:
+            item = self._queue.get(block, timeout)
+        except queue.Empty:
+            return None
+        if item is _CLOSED:
+            self._queue.put(_CLOSED)  # leave it for the next reader: closed stays drained
+            return None
+        return item  # type: ignore[no-any-return]
+
     def get(self, timeout: float | None = None) -> Event | None:
         """The next event, waiting up to ``timeout`` seconds (forever when ``None``).
 
         :returns: ``None`` on timeout, or when the watcher is closed and drained.
         """
-        with self._condition:
-            if not self._buffer and not self._closed:
-                self._condition.wait_for(lambda: self._buffer or self._closed, timeout)
-            return self._buffer.popleft() if self._buffer else None
+        if timeout is not None and timeout <= 0:
+            return self._take(False, None)
+        return self._take(True, timeout)
 
     def get_nowait(self) -> Event | None:
         """The next buffered event, or ``None`` when nothing is buffered."""
-        with self._condition:
-            return self._buffer.popleft() if self._buffer else None
+        return self._take(False, None)
 
     def __iter__(self) -> Iterator[Event]:
         while (event := self.get()) is not None:
@@ -163,20 +182,21 @@ class Watcher:
     async def __anext__(self) -> Event:
         loop = asyncio.get_running_loop()
         while True:
-            with self._condition:
-                if self._buffer:
-                    return self._buffer.popleft()
-                if self._closed:
-                    raise StopAsyncIteration
-                future: asyncio.Future[None] = loop.create_future()
-                waiter = (loop, future)
-                self._waiters.append(waiter)
+            event = self._take(False, None)
+            if event is not None:
+                return event
+            if self._closed:
+                raise StopAsyncIteration
+            future: asyncio.Future[None] = loop.create_future()
+            waiter = (loop, future)
+            self._waiters.append(waiter)
             try:
-                await future
+                # Checked after registering, so an event put in between is never missed.
+                if self._queue.qsize() == 0:
+                    await future
             finally:
-                with self._condition:
-                    if waiter in self._waiters:
-                        self._waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # already swapped out by a wake-up
+                    self._waiters.remove(waiter)
 
     def close(self) -> None:
         """Stop delivery (same as ``store.unwatch(watcher)``); idempotent."""
@@ -203,9 +223,12 @@ class EventHub:
     ``active`` is False while nobody listens, so writers skip building events at all.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, delivery_lock: threading.RLock | None = None) -> None:
         self.active = False
         self.callbacks: tuple[Callback, ...] = ()
+        # Held by whoever delivers (the store's lock); closing a watcher takes it too, so no
+        # event can slip into a watcher after it is closed, without a lock in every Watcher.
+        self._delivery_lock = delivery_lock if delivery_lock is not None else threading.RLock()
         self._index = WatcherIndex()
         #: the index's matcher: ``match(group, key, whole_group)`` -> watchers reached
         self.match = self._index.match
@@ -231,7 +254,8 @@ class EventHub:
                 self._watchers.discard(watcher)
                 self._index.remove(watcher)
                 self._refresh()
-        watcher._close()
+        with self._delivery_lock:
+            watcher._close()
 
     def on_change(self, callback: Callback) -> Callable[[], None]:
         # A unique token so the same function registered twice is two registrations.
@@ -283,8 +307,9 @@ class EventHub:
             self.match = self._index.match
             self.callbacks = ()
             self._refresh()
-        for watcher in watchers:
-            watcher._close()
+        with self._delivery_lock:
+            for watcher in watchers:
+                watcher._close()
 
 
 class _CallbackEntry:

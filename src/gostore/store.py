@@ -116,7 +116,7 @@ class Store:
         self._closed = True  # until the connection is open; close() and __del__ stay safe
         self._forked = False
         self._lock = threading.RLock()
-        self._hub = EventHub()
+        self._hub = EventHub(self._lock)
         self._tx_depth = 0  # open transaction levels (outermost BEGIN + savepoints)
         self._staged: list[Event] = []  # events of the open transaction, sent on commit
         self._tx_owner: int | None = None
