@@ -1,7 +1,7 @@
 """File-backed writes at each synchronous level (full, normal, off).
 
-Set_FileBacked and SetMany_FileBacked rewrite identical values (no page changes, so no fsync,
-as in go-store's workload); SetChanging_FileBacked writes a new value on every call.
+Set_FileBacked and SetMany_FileBacked change the stored value on every op (every batch), so
+every commit really writes and, at synchronous=full, fsyncs, as in go-store's workload.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ SMALL = [
     "Delete",
     "SetGet_Parallel",
     "Render",
-    "SetChanging_FileBacked",
+    "Set_FileBacked",
     "Set_10KWatchers",
     "decode_group_10K",
     "Watcher_dispatch",
