@@ -49,21 +49,35 @@ def expiry_ms(op: str, ttl: object, now: int) -> int:
 
     ``ttl <= 0`` gives an already-expired time, as go-store stores it.
     """
-    if isinstance(ttl, timedelta):
-        seconds = ttl.total_seconds()
+    kind = type(ttl)
+    # Exact int and float first: the common case costs two identity tests (set_with_ttl's path).
+    if kind is float:
+        if not -_MAX_SECONDS < ttl < _MAX_SECONDS:  # type: ignore[operator]
+            raise _bad_float(op, ttl)
+        return now + math.floor(ttl * 1000)  # type: ignore[operator]
+    if kind is int:
+        expires = now + ttl * 1000  # type: ignore[operator]
+    elif isinstance(ttl, timedelta):
         # timedelta is exact to the microsecond; integer arithmetic keeps it so.
-        delta = (ttl.days * 86_400_000_000 + ttl.seconds * 1_000_000 + ttl.microseconds) // 1000
-    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
-        seconds = float(ttl)
-        if math.isnan(seconds) or math.isinf(seconds):
-            raise ValueError(f"{op}: ttl must be finite, got {ttl!r}")
-        delta = ttl * 1000 if isinstance(ttl, int) else math.floor(ttl * 1000)
+        micros = ttl.days * 86_400_000_000 + ttl.seconds * 1_000_000 + ttl.microseconds
+        expires = now + micros // 1000
+    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):  # subclasses
+        return expiry_ms(op, float(ttl) if isinstance(ttl, float) else int(ttl), now)
     else:
         raise TypeError(f"{op}: ttl must be int, float or timedelta, not {type(ttl).__name__}")
-    expires = now + int(delta)
-    if expires > _MAX_MS or expires < -_MAX_MS:
-        raise ValueError(f"{op}: ttl {seconds!r} s is out of range")
-    return expires
+    if not -_MAX_MS <= expires <= _MAX_MS:
+        raise ValueError(f"{op}: ttl {ttl!r} is out of range")
+    return int(expires)
+
+
+# A float TTL within this many seconds keeps the expiry inside int64 milliseconds.
+_MAX_SECONDS = 9.2e15
+
+
+def _bad_float(op: str, ttl: object) -> ValueError:
+    if ttl != ttl or ttl in (math.inf, -math.inf):
+        return ValueError(f"{op}: ttl must be finite, got {ttl!r}")
+    return ValueError(f"{op}: ttl {ttl!r} s is out of range")
 
 
 def prefix_range(prefix: str) -> tuple[str, str | bytes]:

@@ -39,6 +39,8 @@ TTL = float | int | timedelta
 _GET = sql.GET  # module globals: one dict lookup on the hot paths instead of two
 _SET = sql.SET
 _SET_EVENT = EventType.SET
+_DELETE = sql.DELETE
+_DELETE_EVENT = EventType.DELETE
 _PAGE = 1024  # rows fetched per step by the lazy iterators all() and groups_iter()
 _NO_EVENTS: list[Event] = []  # shared empty result; never mutated
 _INT64_MAX = 2**63 - 1
@@ -116,6 +118,9 @@ class Store:
         self._closed = True  # until the connection is open; close() and __del__ stay safe
         self._forked = False
         self._lock = threading.RLock()
+        # The lock's bound methods, looked up once: the hot paths call them on every operation.
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
         self._hub = EventHub(self._lock)
         self._tx_depth = 0  # open transaction levels (outermost BEGIN + savepoints)
         self._staged: list[Event] = []  # events of the open transaction, sent on commit
@@ -130,6 +135,7 @@ class Store:
         # cannot know (fetchall() rows are tuple[SQLiteValue, ...]); after fork() it is a
         # _DeadCursor.
         self._cur: Any = self._conn.cursor()
+        self._execute = self._cur.execute  # looked up once, for the hot paths
         self._closed = False
         _OPEN_STORES.add(self)
         self._stop_purge = threading.Event()
@@ -194,7 +200,11 @@ class Store:
         self._closed = True
         _INHERITED_CONNECTIONS.append(self._conn)
         self._cur = _DeadCursor()
+        self._execute = self._cur.execute
         self._lock = threading.RLock()  # the parent's lock may have been held at fork time
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+        self._hub._delivery_lock = self._lock  # so unwatch() in the child cannot block
 
     def _closed_error(self, op: str) -> StoreError:
         if self._forked:
@@ -329,25 +339,28 @@ class Store:
         if type(group) is not str or type(key) is not str:
             check_text("store.get", group=group, key=key)
         # No closed check: a closed store's cursor raises an apsw.Error, which _failure maps.
-        lock = self._lock
-        lock.acquire()
+        self._acquire()
         try:
+            row = None
             try:
-                rows = self._cur.execute(_GET, (group, key)).fetchall()
+                # NOTE: the loop runs the statement to its end (not fetchone()), so no read
+                # snapshot stays open on a file database; it also builds no list.
+                for row in self._execute(_GET, (group, key)):  # noqa: B007 - kept after the loop
+                    pass
             except apsw.Error as exc:
                 raise self._failure("store.get", exc, group, key) from exc
             except UnicodeEncodeError:
                 check_text("store.get", group=group, key=key)
                 raise
-            if rows:
-                value, expires = rows[0]
+            if row is not None:
+                value, expires = row
                 if expires is None or expires > now_ms():
                     return value  # type: ignore[no-any-return]
                 callbacks = self._expire_key("store.get", group, key)
             else:
                 callbacks = _NO_EVENTS
         finally:
-            lock.release()
+            self._release()
         if callbacks:
             self._hub.to_callbacks(callbacks)
         raise NotFoundError.at("store.get", "not found", group, key)
@@ -386,13 +399,12 @@ class Store:
         if type(group) is not str or type(key) is not str or type(value) is not str:
             check_text("store.set", group=group, key=key, value=value)
         # NOTE: _put inlined by hand: set() is the hottest write and a call costs ~10% of it.
-        lock = self._lock
-        lock.acquire()
+        self._acquire()
         try:
             if self._ledgers:
                 self._forget_ledger(group)
             try:
-                self._cur.execute(_SET, (group, key, value, None))
+                self._execute(_SET, (group, key, value, None))
             except apsw.Error as exc:
                 raise self._failure("store.set", exc, group, key) from exc
             except UnicodeEncodeError:
@@ -406,7 +418,7 @@ class Store:
                 return
             callbacks = self._publish_one(_SET_EVENT, group, key, value)
         finally:
-            lock.release()
+            self._release()
         if callbacks:
             self._hub.to_callbacks(callbacks)
 
@@ -437,13 +449,12 @@ class Store:
             return self._write_one(
                 op, _SET, (group, key, value, expires), _SET_EVENT, group, key, value, guard
             )
-        lock = self._lock
-        lock.acquire()
+        self._acquire()
         try:
             if self._ledgers:
                 self._forget_ledger(group)
             try:
-                self._cur.execute(_SET, (group, key, value, expires))
+                self._execute(_SET, (group, key, value, expires))
             except apsw.Error as exc:
                 raise self._failure(op, exc, group, key) from exc
             except UnicodeEncodeError:
@@ -456,7 +467,7 @@ class Store:
                 return None
             callbacks = self._publish_one(_SET_EVENT, group, key, value)
         finally:
-            lock.release()
+            self._release()
         if callbacks:
             self._hub.to_callbacks(callbacks)
         return None
@@ -465,7 +476,25 @@ class Store:
         """Remove ``key`` from ``group``; no error when it is absent."""
         if type(group) is not str or type(key) is not str:
             check_text("store.delete", group=group, key=key)
-        self._write_one("store.delete", sql.DELETE, (group, key), EventType.DELETE, group, key)
+        # NOTE: _write_one inlined by hand, as in set(): delete is a hot path too.
+        self._acquire()
+        try:
+            if self._ledgers:
+                self._forget_ledger(group)
+            try:
+                self._execute(_DELETE, (group, key))
+            except apsw.Error as exc:
+                raise self._failure("store.delete", exc, group, key) from exc
+            except UnicodeEncodeError:
+                check_text("store.delete", group=group, key=key)
+                raise
+            if not self._hub.active or not self._conn.changes():
+                return
+            callbacks = self._publish_one(_DELETE_EVENT, group, key, "")
+        finally:
+            self._release()
+        if callbacks:
+            self._hub.to_callbacks(callbacks)
 
     def delete_group(self, group: str) -> None:
         """Remove every key of ``group``."""
