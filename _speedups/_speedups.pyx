@@ -10,6 +10,18 @@ from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.string cimport memchr, memcmp
 
+cdef extern from *:
+    """
+    /* A dict sized for n entries up front saves its resizes; the presizing call is private
+       CPython API, so it is used only where it is known to exist (3.10-3.12). */
+    #if PY_VERSION_HEX < 0x030D0000
+    #define gostore_dict_for(n) _PyDict_NewPresized(n)
+    #else
+    #define gostore_dict_for(n) PyDict_New()
+    #endif
+    """
+    dict gostore_dict_for(Py_ssize_t n)
+
 cdef extern from "Python.h":
     object PyType_GenericAlloc(type subtype, Py_ssize_t nitems)
     void PyObject_GC_UnTrack(object op)
@@ -74,11 +86,11 @@ cdef class _Parts:
 
 def decode_group(Py_ssize_t count, keys, values):
     """Decode a group fetched as two 0xFF-joined UTF-8 blobs into ``{key: value}``."""
-    cdef dict result = {}
     if count == 0:
-        return result
+        return {}
     if keys is None or values is None:
         return None
+    cdef dict result = gostore_dict_for(count)
     cdef _Parts parts = _Parts(count, keys, values)
     cdef object key
     cdef Py_ssize_t i
