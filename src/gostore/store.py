@@ -136,6 +136,7 @@ class Store:
         # _DeadCursor.
         self._cur: Any = self._conn.cursor()
         self._execute = self._cur.execute  # looked up once, for the hot paths
+        self._memory = self._path == sql.MEMORY
         self._closed = False
         _OPEN_STORES.add(self)
         self._stop_purge = threading.Event()
@@ -343,10 +344,16 @@ class Store:
         try:
             row = None
             try:
-                # NOTE: the loop runs the statement to its end (not fetchone()), so no read
-                # snapshot stays open on a file database; it also builds no list.
-                for row in self._execute(_GET, (group, key)):  # noqa: B007 - kept after the loop
-                    pass
+                if self._memory:
+                    # In memory no other connection exists, so leaving the statement after its
+                    # one row (as fetchone() does) holds nothing back; the next execute resets it.
+                    for row in self._execute(_GET, (group, key)):  # noqa: B007
+                        break
+                else:
+                    # NOTE: on a file, run the statement to its end: an unfinished SELECT keeps
+                    # a read snapshot open, which stops WAL checkpoints until the next call.
+                    for row in self._execute(_GET, (group, key)):  # noqa: B007
+                        pass
             except apsw.Error as exc:
                 raise self._failure("store.get", exc, group, key) from exc
             except UnicodeEncodeError:
