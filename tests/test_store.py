@@ -720,3 +720,18 @@ def test_closing_several_stores_leaves_no_thread(many_stores: list[Store]) -> No
 def test_version_and_speedups_flag_are_exposed() -> None:
     assert isinstance(gostore.__version__, str)
     assert isinstance(gostore.SPEEDUPS, bool)
+
+
+def test_get_on_a_file_store_leaves_no_read_snapshot_open(tmp_path: Path) -> None:
+    # An unfinished SELECT would pin a WAL snapshot and stop checkpoints until the next call.
+    path = tmp_path / "snap.db"
+    with gostore.Store(path, purge_interval=0) as store:
+        store.set("g", "k", "v")
+        assert store.get("g", "k") == "v"
+        other = apsw.Connection(str(path))
+        try:
+            other.execute("INSERT INTO entries VALUES ('g', 'k2', 'v2', NULL)")
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0]
+        finally:
+            other.close()
+        assert busy == 0
