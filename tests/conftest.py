@@ -4,13 +4,14 @@ test_speedups.py also compares both implementations side by side in one run."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import gostore
-from gostore import _speedups_py
+from gostore import _speedups_py, _types
 
 REQUIRE_SPEEDUPS = os.environ.get("GOSTORE_REQUIRE_SPEEDUPS", "").strip().lower() in {"1", "true"}
 
@@ -18,6 +19,34 @@ REQUIRE_SPEEDUPS = os.environ.get("GOSTORE_REQUIRE_SPEEDUPS", "").strip().lower(
 def pytest_report_header(config: pytest.Config) -> str:
     mode = "compiled (gostore._speedups)" if gostore.SPEEDUPS else "pure Python"
     return f"gostore {gostore.__version__}: {mode} mode"
+
+
+CLOCK_START_MS = 1_700_000_000_000  # the fake clock's first "now", in Unix ms
+
+
+class FakeClock:
+    """A settable ``now_ms()``: TTL and quota expiry tested without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = CLOCK_START_MS
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1000)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Install a FakeClock in every gostore module that reads the clock (they import now_ms
+    by name, so the hot paths pay one global lookup)."""
+    fake = FakeClock()
+    real = _types.now_ms
+    for name, module in list(sys.modules.items()):
+        if name.startswith("gostore") and getattr(module, "now_ms", None) is real:
+            monkeypatch.setattr(module, "now_ms", fake)
+    return fake
 
 
 @pytest.fixture

@@ -26,6 +26,9 @@ from hypothesis.stateful import (
 import gostore
 from gostore import NotFoundError, QuotaConfig, QuotaExceededError
 
+from .conftest import CLOCK_START_MS
+from .conftest import FakeClock as Clock
+
 settings.register_profile(
     "gostore-model",
     deadline=None,
@@ -36,7 +39,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-START_MS = 1_700_000_000_000
+START_MS = CLOCK_START_MS
 NAMESPACE = "ns"
 QUOTA = QuotaConfig(max_keys=6, max_groups=3, max_bytes=60)
 
@@ -53,16 +56,6 @@ ttls = st.one_of(
 
 Row = tuple[str, int | None]
 Model = dict[tuple[str, str], Row]
-
-
-class Clock:
-    """Milliseconds since the epoch, advanced only by the state machine."""
-
-    def __init__(self) -> None:
-        self.now = START_MS
-
-    def __call__(self) -> int:
-        return self.now
 
 
 def _expiry(now: int, ttl: float) -> int:
@@ -378,14 +371,6 @@ class _Rollback(Exception):
 
 
 _FIGURES = {"operations": 0}
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr("gostore.store.now_ms", fake)
-    monkeypatch.setattr("gostore.scope.now_ms", fake)
-    return fake
 
 
 def _run(clock: Clock, opener: Callable[[], gostore.Store]) -> None:

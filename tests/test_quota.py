@@ -3,7 +3,6 @@ plus max_bytes, set_many/transactions as a whole, and the ledger's invalidation 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,26 +10,7 @@ import pytest
 import gostore
 from gostore import QuotaConfig, QuotaExceededError, ScopedStore, Store, StoreError
 
-
-class Clock:
-    """A settable now_ms() for both modules that read the clock on the quota path."""
-
-    def __init__(self) -> None:
-        self.ms = 1_900_000_000_000
-
-    def __call__(self) -> int:
-        return self.ms
-
-    def advance(self, seconds: float) -> None:
-        self.ms += int(seconds * 1000)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    fake = Clock()
-    monkeypatch.setattr(gostore.scope, "now_ms", fake)
-    monkeypatch.setattr(gostore.store, "now_ms", fake)
-    yield fake
+from .conftest import FakeClock as Clock
 
 
 def keys_quota(store: Store, limit: int = 5) -> ScopedStore:

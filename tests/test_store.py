@@ -20,6 +20,8 @@ import pytest
 import gostore
 from gostore import KeyValue, NotFoundError, Store, StoreClosedError, StoreError
 
+from .conftest import FakeClock
+
 # Every Unicode plane (0..16), the highest code point and characters that are special to
 # SQL, LIKE, globs, JSON, shells and C strings.
 EVERY_PLANE = "".join(chr((plane << 16) | 0x1234) for plane in range(17)) + "\U0010ffff"
@@ -322,23 +324,17 @@ def test_set_many_writes_every_entry(store: Store) -> None:
     assert store.get_all("g") == {"a": "1", "b": "2"}
 
 
-def test_set_many_without_ttl_clears_existing_ttl(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    now = [1_000_000]
-    monkeypatch.setattr("gostore.store.now_ms", lambda: now[0])
+def test_set_many_without_ttl_clears_existing_ttl(store: Store, clock: FakeClock) -> None:
     store.set_with_ttl("g", "a", "old", 1)
     store.set_many("g", {"a": "new"})
-    now[0] += 10_000
+    clock.advance(10)
     assert store.get("g", "a") == "new"
 
 
-def test_set_many_with_ttl_expires_entries(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [1_000_000]
-    monkeypatch.setattr("gostore.store.now_ms", lambda: now[0])
+def test_set_many_with_ttl_expires_entries(store: Store, clock: FakeClock) -> None:
     store.set_many("g", {"a": "1", "b": "2"}, ttl=5)
     assert store.count("g") == 2
-    now[0] += 5_000
+    clock.advance(5)
     assert store.count("g") == 0
 
 

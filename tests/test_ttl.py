@@ -18,26 +18,12 @@ import pytest
 
 from gostore import EventType, KeyValue, NotFoundError, Store
 
-START = 1_700_000_000_000  # a fixed "now" in Unix ms
+from .conftest import CLOCK_START_MS
+from .conftest import FakeClock as Clock
+
+START = CLOCK_START_MS
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * 1000)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr("gostore.store.now_ms", fake)
-    monkeypatch.setattr("gostore.scope.now_ms", fake)
-    return fake
 
 
 def raw_expiry(path: Path) -> dict[tuple[str, str], Any]:

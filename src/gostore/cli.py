@@ -40,10 +40,8 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import IO, Any, NoReturn
-
-import apsw
 
 from . import __version__
 from . import _schema as sql
@@ -359,28 +357,12 @@ def _cmd_purge(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     write = sys.stdout.write
-    with _open(args) as store, contextlib.closing(_live_rows(store)) as rows:
+    # closing(): a reader that stops early (export | head) releases the store's lock at once.
+    with _open(args) as store, contextlib.closing(store._dump("cli.export")) as rows:
         for group, key, value, expires in rows:
             write(_dumps({"group": group, "key": key, "value": value, "expires_at": expires}))
             write("\n")
     return EXIT_OK
-
-
-def _live_rows(store: Store) -> Generator[tuple[str, str, str, int | None], None, None]:
-    """Every live row with its expiry, in (group, key) order, streamed by one SELECT.
-
-    NOTE: the public API never exposes ``expires_at``, so this reads the table directly, on its
-    own cursor under the store's lock; a single SELECT is one consistent snapshot.
-    """
-    op = "cli.export"
-    with store._lock:
-        store._ready(op)
-        try:
-            yield from store._conn.cursor().execute(sql.EXPORT, (now_ms(),))
-        except apsw.Error as exc:
-            raise store._failure(op, exc) from exc
-        except UnicodeDecodeError as exc:  # a foreign (go-store) row that is not valid UTF-8
-            raise StoreError.at(op, "a stored group, key or value is not valid UTF-8") from exc
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
