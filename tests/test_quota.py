@@ -456,3 +456,16 @@ def test_second_store_scoped_quota_sees_the_first(file_store: Store, db_path: Pa
             first.set("g", "c", "3")
         with pytest.raises(QuotaExceededError):
             second.set("g", "c", "3")
+
+
+def test_refused_write_keeps_the_namespace_ledger(store: Store) -> None:
+    # A refusal changes nothing, so the next check must not rescan the namespace.
+    tenant = store.scoped("ns", QuotaConfig(max_keys=2))
+    tenant.set("g", "a", "1")
+    tenant.set("g", "b", "1")
+    ledger = store._ledgers["ns"]
+    with pytest.raises(QuotaExceededError):
+        tenant.set("g", "c", "1")
+    assert store._ledgers["ns"] is ledger
+    tenant.set("g", "a", "2")  # an upsert still passes, on the same ledger
+    assert store._ledgers["ns"] is ledger

@@ -121,7 +121,6 @@ class Store(GroupReads):
         self._hub = EventHub(self._lock)
         self._tx_depth = 0  # open transaction levels (outermost BEGIN + savepoints)
         self._staged: list[Event] = []  # events of the open transaction, sent on commit
-        self._tx_owner: int | None = None
         #: quota ledgers by namespace, kept by ScopedStore (see scope.py)
         self._ledgers: dict[str, _Ledger] = {}
         try:
@@ -247,17 +246,16 @@ class Store(GroupReads):
         return Event(kind, group, key, value, time.time())
 
     # -- transactions (the machinery; the public API is in transaction.py) ----------------------
-    def _begin(self, op: str) -> int:
+    def _begin(self) -> int:
         """Open a transaction level (lock held); returns the staged-events mark to roll back to."""
         if self._tx_depth == 0:
             self._cur.execute(sql.BEGIN)
-            self._tx_owner = threading.get_ident()
         else:
             self._cur.execute(f"SAVEPOINT gostore_{self._tx_depth}")
         self._tx_depth += 1
         return len(self._staged)
 
-    def _commit(self, op: str, mark: int) -> list[Event]:
+    def _commit(self, mark: int) -> list[Event]:
         """Close a level successfully (lock held); the outermost commit publishes the events."""
         depth = self._tx_depth - 1
         if depth:
@@ -270,7 +268,6 @@ class Store(GroupReads):
             self._rollback(mark)
             raise
         self._tx_depth = 0
-        self._tx_owner = None
         events, self._staged = self._staged, []
         return self._publish(events) if events else _NO_EVENTS
 
@@ -285,8 +282,6 @@ class Store(GroupReads):
                 self._cur.execute(sql.ROLLBACK)
         finally:
             self._tx_depth = depth
-            if not depth:
-                self._tx_owner = None
             del self._staged[mark:]
             self._ledgers.clear()  # counts may include rolled-back writes; rebuilt on demand
 
@@ -298,7 +293,7 @@ class Store(GroupReads):
         with self._lock:
             self._ready(op)
             try:
-                mark = self._begin(op)
+                mark = self._begin()
             except apsw.Error as exc:
                 raise self._failure(op, exc, group) from exc
             try:
@@ -307,7 +302,7 @@ class Store(GroupReads):
                 self._rollback(mark)
                 raise
             try:
-                callbacks = self._commit(op, mark)
+                callbacks = self._commit(mark)
             except apsw.Error as exc:
                 raise self._failure(op, exc, group) from exc
         if callbacks:
@@ -542,7 +537,7 @@ class Store(GroupReads):
             except UnicodeEncodeError:
                 check_text(op, group=group, key=key, value=value)
                 raise
-            if self._hub.active and (kind == EventType.SET or self._conn.changes()):
+            if self._hub.active and (kind is _SET_EVENT or self._conn.changes()):
                 callbacks = self._publish_one(kind, group, key, value)
         finally:
             lock.release()
@@ -567,17 +562,22 @@ class Store(GroupReads):
         own_tx = not self._tx_depth and self._path != sql.MEMORY
         if own_tx:
             self._cur.execute(sql.BEGIN)
+        checked = False
         try:
             is_set = statement is sql.SET
             token = guard.before(
                 self, op, group, key, value if is_set else None, args[3] if is_set else None
             )
+            checked = True
             self._cur.execute(statement, args)
             guard.after(token, self._conn.changes() > 0)
             if own_tx:
                 self._cur.execute(sql.COMMIT)
         except BaseException:
-            self._ledgers.clear()
+            # A refused write (QuotaExceededError from the check) leaves the ledgers exact; a
+            # failure after the check may have left them ahead of the database.
+            if checked:
+                self._ledgers.clear()
             if own_tx and not self._conn.get_autocommit():
                 self._cur.execute(sql.ROLLBACK)
             raise
