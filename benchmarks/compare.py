@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gostore import _bench
+from gostore import _bench, _bench_workloads
 
 
 def _pytest_results(path: Path, want_speedups: bool, results: _bench.Results) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def _pytest_results(path: Path, want_speedups: bool, results: _bench.Results) ->
         info = bench.get("extra_info", {})
         if "bench" not in info:
             continue  # not one of gostore's benchmarks
-        if info["impl"] == _bench.GOSTORE:
+        if info["impl"] == _bench_workloads.GOSTORE:
             if bool(info["speedups"]) != want_speedups:
                 mode = "compiled" if info["speedups"] else "pure"
                 sys.exit(f"compare.py: {path} holds a {mode}-mode run; pass it to --{mode}")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--synchronous",
-        choices=_bench.LEVELS,
+        choices=_bench_workloads.LEVELS,
         default="full",
         help="the level the pytest runs used (GOSTORE_BENCH_SYNC)",
     )

@@ -7,9 +7,9 @@ Run explicitly, never as part of the test suite (``testpaths`` is ``tests``)::
     (cd benchmarks/go && go run . -json > ../../go.jsonl)
     python benchmarks/compare.py --compiled compiled.json --pure pure.json --go go.jsonl
 
-The workloads come from ``gostore._bench``, so these numbers and ``gostore bench`` measure the
-same thing. ``GOSTORE_BENCH_SYNC`` (full, normal, off) sets the synchronous level and
-``GOSTORE_BENCH_ROUNDS`` the rounds per benchmark (default 15).
+The workloads come from ``gostore._bench_workloads``, so these numbers and ``gostore bench``
+measure the same thing. ``GOSTORE_BENCH_SYNC`` (full, normal, off) sets the synchronous level
+and ``GOSTORE_BENCH_ROUNDS`` the rounds per benchmark (default 15).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import gostore
-from gostore import _bench
+from gostore import _bench_workloads
 
 SYNCHRONOUS = os.environ.get("GOSTORE_BENCH_SYNC", "full").strip().lower()
 ROUNDS = int(os.environ.get("GOSTORE_BENCH_ROUNDS", "15"))
@@ -37,16 +37,16 @@ Runner = Callable[[str, str], None]
 
 @pytest.fixture
 def run_workload(benchmark: BenchmarkFixture) -> Runner:
-    """Time ``_bench`` workload ``name`` built for ``impl`` ("gostore", "apsw", "dict_cursor").
+    """Time workload ``name`` built for ``impl`` ("gostore", "apsw", "dict_cursor").
 
     One timed call runs ``pytest_ops`` operations in the workload's own tight loop (as the Go
     harness's ``b.N`` loop); ``extra_info`` records how many, so compare.py can divide.
     """
 
     def run(name: str, impl: str) -> None:
-        workload = _bench.cases(SYNCHRONOUS)[name]
+        workload = _bench_workloads.cases(SYNCHRONOUS)[name]
         level = workload.sync or SYNCHRONOUS
-        instance = workload.make(impl, _bench.Config(level))
+        instance = workload.make(impl, _bench_workloads.Config(level))
         ops = workload.pytest_ops
         if instance.batch:
             ops = min(ops, instance.batch)

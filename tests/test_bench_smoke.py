@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import gostore
-from gostore import _bench
+from gostore import _bench, _bench_workloads
 
 # Cheap rows covering each kind of workload: memory, file, batched, threaded, render,
 # watchers and the accelerated paths (Get_1M and the 100K-key rows are left out: slow setup).
@@ -45,7 +45,8 @@ def test_quick_run_fills_every_column_of_the_selected_rows(
         # The pure column comes from the GOSTORE_PURE=1 subprocess in compiled mode, and from
         # this process itself in pure mode.
         expected = {"pure"} | ({"compiled"} if gostore.SPEEDUPS else set())
-        expected |= set(_bench.cases("full")[name].impls) - {_bench.GOSTORE}  # apsw, dict_cursor
+        impls = _bench_workloads.cases("full")[name].impls
+        expected |= set(impls) - {_bench_workloads.GOSTORE}  # apsw, dict_cursor
         assert set(columns) == expected, name
         assert all(col["ns_per_op"] > 0 and col["iterations"] >= 1 for col in columns.values())
     printed = capsys.readouterr()
@@ -81,5 +82,5 @@ def test_python_workloads_mirror_every_go_harness_benchmark() -> None:
     if not main_go.is_file():
         pytest.skip("the Go harness is not in this checkout")
     go_names = set(re.findall(r'\{name: "([^"]+)"', main_go.read_text(encoding="utf-8")))
-    python_names = {name for name, w in _bench.WORKLOADS.items() if w.go}
+    python_names = {name for name, w in _bench_workloads.WORKLOADS.items() if w.go}
     assert go_names == python_names
