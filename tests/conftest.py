@@ -49,6 +49,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
+def drain(watcher: gostore.Watcher) -> list[gostore.Event]:
+    """Every event buffered right now (delivery is complete when the write returns)."""
+    events = []
+    while (event := watcher.get_nowait()) is not None:
+        events.append(event)
+    return events
+
+
 @pytest.fixture
 def store() -> Iterator[gostore.Store]:
     """An in-memory store without a purge thread."""

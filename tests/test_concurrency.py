@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gostore import Event, EventType, QuotaConfig, QuotaExceededError, Store, Watcher
+from gostore import Event, EventType, QuotaConfig, QuotaExceededError, Store
+
+from .conftest import drain
 
 TIMEOUT = 30.0
 
@@ -40,13 +42,6 @@ def run_threads(targets: list[Callable[[], None]]) -> None:
     assert not any(t.is_alive() for t in threads), "deadlock: a thread did not finish"
     if errors:
         raise errors[0]
-
-
-def drain(watcher: Watcher) -> list[Event]:
-    events = []
-    while (event := watcher.get_nowait()) is not None:
-        events.append(event)
-    return events
 
 
 # -- plain reads and writes --------------------------------------------------------------------

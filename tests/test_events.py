@@ -17,6 +17,8 @@ import pytest
 import gostore
 from gostore import Event, EventType, Store, StoreClosedError, Watcher
 
+from .conftest import drain
+
 GUARD_SECONDS = 10.0  # a deadlock fails the test after this long instead of hanging the run
 
 
@@ -37,14 +39,6 @@ def run_guarded(target: Callable[[], None]) -> None:
         pytest.fail(f"deadlock: the call did not finish within {GUARD_SECONDS} s")
     if errors:
         raise errors[0]
-
-
-def drain(watcher: Watcher) -> list[Event]:
-    """Every event buffered right now (delivery is complete when the write returns)."""
-    events = []
-    while (event := watcher.get_nowait()) is not None:
-        events.append(event)
-    return events
 
 
 def summary(events: list[Event]) -> list[tuple[EventType, str, str, str]]:

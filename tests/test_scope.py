@@ -16,12 +16,7 @@ from gostore import (
     StoreError,
 )
 
-
-def drain(watcher: gostore.Watcher) -> list[gostore.Event]:
-    events = []
-    while (event := watcher.get_nowait()) is not None:
-        events.append(event)
-    return events
+from .conftest import drain
 
 
 # -- namespace validation --------------------------------------------------------------------

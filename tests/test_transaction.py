@@ -10,18 +10,13 @@ import pytest
 
 from gostore import Event, EventType, NotFoundError, Store, StoreClosedError, StoreError
 
+from .conftest import drain
+
 TIMEOUT = 10.0
 
 
 class Boom(Exception):
     pass
-
-
-def drain(watcher: object) -> list[Event]:
-    events = []
-    while (event := watcher.get_nowait()) is not None:  # type: ignore[attr-defined]
-        events.append(event)
-    return events
 
 
 # -- read-your-writes, commit, rollback --------------------------------------------------------
