@@ -56,7 +56,18 @@ __all__ = ("Result", "Results", "main", "measure", "report", "targets")
 COMPILED, PURE, GO = "compiled", "pure", "go"
 COLUMNS = (COMPILED, PURE, APSW, DICT_CURSOR, GO)
 
-GO_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "go"
+def _find_go_dir() -> Path:
+    """The Go harness: beside the sources (editable install), else in the current directory's
+    checkout (``pip install .`` then ``gostore bench`` from the clone), as the README runs it."""
+    beside_sources = Path(__file__).resolve().parents[2] / "benchmarks" / "go"
+    in_checkout = Path.cwd() / "benchmarks" / "go"
+    for candidate in (beside_sources, in_checkout):
+        if (candidate / "go.mod").is_file():
+            return candidate
+    return in_checkout
+
+
+GO_DIR = _find_go_dir()
 
 
 # -- measuring ------------------------------------------------------------------------------
