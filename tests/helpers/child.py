@@ -6,7 +6,7 @@ so the parent knows exactly which writes were acknowledged before a kill.
     child.py writer DB ID COUNT      overlapping writes to "shared" plus one unique "log" key each
     child.py reader DB STOPFILE      reads until STOPFILE exists, then prints how many reads ran
     child.py holder DB               holds a write transaction until a line arrives on stdin
-    child.py crasher DB RUN          writes forever (set, set_many, transaction) until killed
+    child.py crasher DB RUN [SYNC]   writes forever (set, set_many, transaction) until killed
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def holder(path: str) -> None:
         sys.stdin.readline()
 
 
-def crasher(path: str, run: str) -> None:
-    with gostore.Store(path, purge_interval=0) as store:
+def crasher(path: str, run: str, synchronous: str = "full") -> None:
+    with gostore.Store(path, purge_interval=0, synchronous=synchronous) as store:
         ack("open")
         seq = 0
         while True:
@@ -102,7 +102,7 @@ def main() -> None:
     elif mode == "holder":
         holder(args[0])
     elif mode == "crasher":
-        crasher(args[0], args[1])
+        crasher(*args)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 
