@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,27 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
         if name.startswith("gostore") and getattr(module, "now_ms", None) is real:
             monkeypatch.setattr(module, "now_ms", fake)
     return fake
+
+
+def run_in_threads(work: Callable[[int], object], count: int) -> None:
+    """Run ``work(0) .. work(count - 1)`` in threads at once; re-raise the first failure here."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def runner(n: int) -> None:
+        try:
+            start.wait()
+            work(n)
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=runner, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def drain(watcher: gostore.Watcher) -> list[gostore.Event]:

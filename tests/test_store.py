@@ -20,7 +20,7 @@ import pytest
 import gostore
 from gostore import KeyValue, NotFoundError, Store, StoreClosedError, StoreError
 
-from .conftest import FakeClock
+from .conftest import FakeClock, run_in_threads
 
 # Every Unicode plane (0..16), the highest code point and characters that are special to
 # SQL, LIKE, globs, JSON, shells and C strings.
@@ -142,25 +142,13 @@ def test_get_all_returns_every_entry(store: Store) -> None:
 
 
 def test_concurrent_set_and_get_from_10_threads(file_store: Store) -> None:
-    errors: list[BaseException] = []
-    start = threading.Barrier(10)
-
     def work(n: int) -> None:
-        try:
-            start.wait()
-            for i in range(100):
-                file_store.set(f"group-{n % 3}", f"t{n}-k{i}", f"{n}:{i}")
-                assert file_store.get(f"group-{n % 3}", f"t{n}-k{i}") == f"{n}:{i}"
-                file_store.count(f"group-{n % 3}")
-        except BaseException as exc:  # collected and re-raised in the main thread
-            errors.append(exc)
+        for i in range(100):
+            file_store.set(f"group-{n % 3}", f"t{n}-k{i}", f"{n}:{i}")
+            assert file_store.get(f"group-{n % 3}", f"t{n}-k{i}") == f"{n}:{i}"
+            file_store.count(f"group-{n % 3}")
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    run_in_threads(work, 10)
     assert file_store.count_all() == 1000
 
 

@@ -7,7 +7,6 @@ time through) instead of sleeping.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from gostore import EventType, KeyValue, NotFoundError, Store
 
-from .conftest import CLOCK_START_MS
+from .conftest import CLOCK_START_MS, run_in_threads
 from .conftest import FakeClock as Clock
 
 START = CLOCK_START_MS
@@ -230,23 +229,13 @@ def test_background_purge_removes_expired_rows(db_path: Path) -> None:
 
 
 def test_concurrent_ttl_access_from_10_threads(store: Store, clock: Clock) -> None:
-    errors: list[BaseException] = []
-
     def work(n: int) -> None:
-        try:
-            for i in range(50):
-                store.set_with_ttl("g", f"{n}-{i}", "v", 10 if i % 2 else -1)
-                store.count("g")
-                store.exists("g", f"{n}-{i}")
-                store.purge_expired()
-        except BaseException as exc:  # re-raised below
-            errors.append(exc)
+        for i in range(50):
+            store.set_with_ttl("g", f"{n}-{i}", "v", 10 if i % 2 else -1)
+            store.count("g")
+            store.exists("g", f"{n}-{i}")
+            store.purge_expired()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    run_in_threads(work, 10)
     assert store.count("g") == 250
     assert store.purge_expired() == 0
