@@ -54,7 +54,6 @@ __all__ = ("Result", "Results", "main", "measure", "report", "targets")
 
 # Columns of the report: gostore's two modes, the raw APSW impls and the Go harness.
 COMPILED, PURE, GO = "compiled", "pure", "go"
-COLUMNS = (COMPILED, PURE, APSW, DICT_CURSOR, GO)
 
 def _find_go_dir() -> Path:
     """The Go harness: beside the sources (editable install), else in the current directory's

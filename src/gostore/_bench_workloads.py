@@ -102,7 +102,6 @@ class Workload:
     quick: int  # iteration count under --quick (the Go harness's count)
     impls: tuple[str, ...]
     make: Callable[[str, Config], Instance]
-    section: str = "go-store"
     go: bool = True  # the Go harness runs it too
     sync: str | None = None  # a fixed synchronous level (durability rows)
     pytest_ops: int = 1000  # operations per timed call under pytest-benchmark
@@ -604,7 +603,6 @@ def _workloads() -> list[Workload]:
             20,
             (GOSTORE,),
             _set_10k_watchers,
-            section="issue 3",
             go=False,
         ),
         Workload(
@@ -613,7 +611,6 @@ def _workloads() -> list[Workload]:
             20,
             BOTH,
             _new_key_workload(False),
-            section="issue 3",
             go=False,
         ),
         Workload(
@@ -622,7 +619,6 @@ def _workloads() -> list[Workload]:
             20,
             (GOSTORE,),
             _new_key_workload(True),
-            section="issue 3",
             go=False,
         ),
         # accelerated paths
@@ -632,7 +628,6 @@ def _workloads() -> list[Workload]:
             2,
             (GOSTORE,),
             _decode_group,
-            section="accelerated",
             go=False,
             pytest_ops=1,
         ),
@@ -642,7 +637,6 @@ def _workloads() -> list[Workload]:
             2,
             (GOSTORE,),
             _decode_pairs,
-            section="accelerated",
             go=False,
             pytest_ops=1,
         ),
@@ -652,7 +646,6 @@ def _workloads() -> list[Workload]:
             20,
             (GOSTORE,),
             _watcher_match,
-            section="accelerated",
             go=False,
         ),
         Workload(
@@ -661,7 +654,6 @@ def _workloads() -> list[Workload]:
             20,
             (GOSTORE,),
             _watcher_dispatch,
-            section="accelerated",
             go=False,
         ),
     ]
@@ -690,7 +682,6 @@ def cases(main_level: str) -> dict[str, Workload]:
                 base.quick,
                 base.impls,
                 base.make,
-                section="durability",
                 go=base.go,
                 sync=level,
                 pytest_ops=base.pytest_ops,

@@ -25,8 +25,6 @@ __all__ = ("Event", "EventType", "Watcher")
 
 logger = logging.getLogger("gostore")
 
-WILDCARD = "*"
-
 
 class EventType(enum.IntEnum):
     """What happened to a key. ``str(EventType.SET) == "set"``."""
