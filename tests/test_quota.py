@@ -276,7 +276,8 @@ def test_deleting_frees_bytes(store: Store) -> None:
     scoped = store.scoped("ns", QuotaConfig(max_bytes=6))
     scoped.set("g", "k", "12345")
     scoped.delete("g", "k")
-    scoped.set("g", "j", "12345")
+    scoped.set("g", "j", "12345")  # raises QuotaExceededError if the delete freed nothing
+    assert scoped.get_all("g") == {"j": "12345"}
 
 
 # -- set_many as a whole ---------------------------------------------------------------------
@@ -399,7 +400,8 @@ def test_unscoped_delete_group_and_delete_prefix_free_quota(store: Store) -> Non
     store.delete_group("ns:g")
     scoped.set_many("h", {"a": "1", "b": "2"})
     store.delete_prefix("ns:")
-    scoped.set_many("i", {"a": "1", "b": "2"})
+    scoped.set_many("i", {"a": "1", "b": "2"})  # raises QuotaExceededError if nothing was freed
+    assert scoped.groups() == ["i"]
 
 
 def test_unlimited_scoped_view_writes_count_for_a_limited_view(store: Store) -> None:
