@@ -40,8 +40,8 @@ from typing import Any
 import apsw
 
 from . import _accel
-from . import _schema as sql
 from ._types import KeyValue
+from .engine import sqlite_schema as sql
 from .events import Event, EventHub, EventType
 from .scope import QuotaConfig
 from .store import Store
@@ -118,7 +118,7 @@ class _Fixture:
         self.conn: apsw.Connection | None = None
         if impl == GOSTORE:
             # No purge thread: the Go harness has no purge goroutine either.
-            self.store = Store(path, purge_interval=0, synchronous=cfg.synchronous)
+            self.store = Store(path, purge_interval=0, synchronous=cfg.synchronous)  # type: ignore[arg-type]
         else:
             # gostore's own connect(): the same pragmas and schema, none of the facade.
             self.conn = sql.connect(path, 5.0, cfg.synchronous)
@@ -149,9 +149,9 @@ def _cycle(items: Sequence[str], n: int) -> Iterable[str]:
     return itertools.islice(itertools.cycle(items), n)
 
 
-def _decode(count: Any, kb: Any, vb: Any) -> dict[str, str]:
+def _decode(count: Any, text: Any, kb: Any, vb: Any) -> dict[str, str]:
     # The plainest decode of GROUP_BLOB's two blobs (what the pure twin does, unchecked).
-    if not count or kb is None or vb is None:
+    if not count or count != text or kb is None or vb is None:
         return {}
     ks, vs = kb.split(SEPARATOR), vb.split(SEPARATOR)
     return dict(zip(map(bytes.decode, ks), map(bytes.decode, vs), strict=True))

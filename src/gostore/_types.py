@@ -9,7 +9,16 @@ import time
 from datetime import timedelta
 from typing import NamedTuple
 
-__all__ = ("KeyValue", "check_text", "expiry_ms", "go_fields", "go_split", "now_ms", "prefix_range")
+__all__ = (
+    "Change",
+    "KeyValue",
+    "check_text",
+    "expiry_ms",
+    "go_fields",
+    "go_split",
+    "now_ms",
+    "prefix_range",
+)
 
 
 _MAX_MS = 2**63 - 1  # expires_at is a signed 64-bit integer, as in go-store
@@ -20,6 +29,18 @@ class KeyValue(NamedTuple):
 
     key: str
     value: str
+
+
+class Change(NamedTuple):
+    """What one write does to one key: the record the quota check observes.
+
+    ``value`` is ``None`` for a deletion; ``expires`` is Unix ms or ``None`` (no expiry).
+    """
+
+    group: str
+    key: str
+    value: str | None
+    expires: int | None
 
 
 def now_ms() -> int:

@@ -44,7 +44,6 @@ from collections.abc import Callable
 from typing import IO, Any, NoReturn
 
 from . import __version__
-from . import _schema as sql
 from ._types import now_ms
 from .errors import NotFoundError, StoreError
 from .store import Store
@@ -258,7 +257,7 @@ def _silence_stdout() -> None:
 
 def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
     path: str = args.db
-    if not create and path != sql.MEMORY and not os.path.exists(path):
+    if not create and path != ":memory:" and not os.path.exists(path):
         raise CliError(f"database {path!r} does not exist (set --db or ${ENV_DB})", EXIT_STORE)
     # The CLI runs one command and exits, so no background purge thread.
     return Store(path, purge_interval=0)
@@ -358,7 +357,7 @@ def _cmd_purge(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     write = sys.stdout.write
     # closing(): a reader that stops early (export | head) releases the store's lock at once.
-    with _open(args) as store, contextlib.closing(store._dump("cli.export")) as rows:
+    with _open(args) as store, contextlib.closing(store.export_entries()) as rows:
         for group, key, value, expires in rows:
             write(_dumps({"group": group, "key": key, "value": value, "expires_at": expires}))
             write("\n")
@@ -376,12 +375,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
     with _open(args, create=True) as store:
         done = 0
         with store.transaction():
-            for group, group_rows in rows.items():
+            for group_rows in rows.values():
                 for start in range(0, len(group_rows), _WRITE_CHUNK):
                     chunk = group_rows[start : start + _WRITE_CHUNK]
-                    # NOTE: _write_rows keeps each exported expires_at exactly (set_with_ttl
+                    # NOTE: import_entries keeps each exported expires_at exactly (set_with_ttl
                     # would recompute it from a later "now"); the transaction makes it atomic.
-                    store._write_rows("cli.import", group, chunk)
+                    store.import_entries(chunk)
                     done += len(chunk)
                     progress.update(done)
         progress.finish()

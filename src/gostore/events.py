@@ -232,15 +232,19 @@ class EventHub:
         self.match = self._index.match
         self._watchers: set[Watcher] = set()
         self._lock = threading.Lock()  # guards registration only, never held while delivering
+        self._closed = False  # set by close_all(): no watcher registers after it
 
     def _refresh(self) -> None:
         self.active = bool(self._watchers or self.callbacks)
 
     def watch(
         self, group: str, key: str, buffer: int, namespace: str | None = None
-    ) -> Watcher:
+    ) -> Watcher | None:
+        """A registered watcher, or ``None`` once :meth:`close_all` has run."""
         watcher = Watcher(group, key, buffer, self.unwatch, namespace)
         with self._lock:
+            if self._closed:
+                return None
             self._watchers.add(watcher)
             self._index.add(watcher)
             self._refresh()
@@ -295,11 +299,17 @@ class EventHub:
             for callback in self.callbacks:
                 try:
                     callback(event)
-                except Exception:
+                except (Exception, SystemExit):  # a callback's sys.exit() is not the writer's
                     logger.exception("gostore: on_change callback %r failed on %s", callback, event)
+
+    def after_fork(self, delivery_lock: threading.RLock) -> None:
+        """In a forked child: fresh locks, since a parent thread may have held them at fork."""
+        self._delivery_lock = delivery_lock
+        self._lock = threading.Lock()
 
     def close_all(self) -> None:
         with self._lock:
+            self._closed = True
             watchers, self._watchers = self._watchers, set()
             self._index = WatcherIndex()
             self.match = self._index.match

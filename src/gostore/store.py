@@ -1,9 +1,8 @@
-"""Store: one SQLite connection behind a lock, go-store's API, TTL in three layers.
+"""Store: go-store's API over a storage engine, with TTL in three layers and change events.
 
-Every write goes through the same few steps: the SQL runs under ``self._lock``; the events it
-causes are published while the lock is still held (so watchers see writes in commit order) or
-staged when a transaction is open; ``on_change`` callbacks run after the lock is released.
-Transactions, quotas and events hook in there and nowhere else.
+The work is done by the :class:`~gostore._core.Core` the store shares with its transactions
+and scoped views; this module adds the lifecycle (open, purge thread, fork, close) and the
+public methods, whose hottest ones (get, set, delete) take the core's fast path inline.
 """
 
 from __future__ import annotations
@@ -12,39 +11,29 @@ import contextlib
 import math
 import os
 import threading
-import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Literal
 
-import apsw
-
-from . import _schema as sql
-from ._reads import GroupReads
-from ._types import check_text, expiry_ms, now_ms, prefix_range
-from .errors import NotFoundError, StoreClosedError, StoreError
-from .events import Event, EventHub, EventType, Watcher, logger
+from ._core import Core
+from ._render import render as _render
+from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
+from .engine import DatabaseError, EngineOptions, open_engine
+from .errors import StoreClosedError, StoreError
+from .events import Event, Watcher, logger
 
 if TYPE_CHECKING:
-    from .scope import QuotaConfig, ScopedStore, _Ledger
+    from .scope import QuotaConfig, ScopedStore
     from .transaction import Transaction
 
 __all__ = ("Store",)
 
 Seconds = float | int
 TTL = float | int | timedelta
+Synchronous = Literal["full", "normal", "off"]
 
-_GET = sql.GET  # module globals: one dict lookup on the hot paths instead of two
-_SET = sql.SET
-_SET_EVENT = EventType.SET
-_DELETE = sql.DELETE
-_DELETE_EVENT = EventType.DELETE
-_NO_EVENTS: list[Event] = []  # shared empty result; never mutated
 _OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
-# NOTE: a Store inherited through fork() must never close the parent's SQLite connection from
-# the child (closing releases locks the parent relies on); the child keeps it here, unused.
-_INHERITED_CONNECTIONS: list[apsw.Connection] = []
 
 
 def _after_fork_in_child() -> None:
@@ -53,18 +42,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class Guard(Protocol):
-    """Checks a single-key write before it runs and accounts for it after (quotas)."""
-
-    def before(
-        self, store: Store, op: str, group: str, key: str, value: str | None, expires: int | None
-    ) -> Any:
-        """Raise to refuse the write; ``value`` is None for a delete. Returns a token."""
-
-    def after(self, token: Any, changed: bool) -> None:
-        """The write ran (``changed``: a row was written or removed)."""
 
 
 def _seconds(op: str, name: str, value: object, *, allow_none: bool) -> float:
@@ -77,8 +54,8 @@ def _seconds(op: str, name: str, value: object, *, allow_none: bool) -> float:
     return float(value)
 
 
-class Store(GroupReads):
-    """A SQLite-backed key-value store with groups, TTL expiry and change events.
+class Store:
+    """A key-value store with groups, TTL expiry and change events, on SQLite.
 
     :param path: a filesystem path (``str`` or ``os.PathLike``) or ``":memory:"``.
     :param purge_interval: seconds between background purges of expired rows; ``0`` or
@@ -96,51 +73,40 @@ class Store(GroupReads):
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = sql.MEMORY,
+        path: str | os.PathLike[str] = ":memory:",
         *,
         purge_interval: Seconds | None = 60.0,
         busy_timeout: Seconds = 5.0,
-        synchronous: str = "full",
+        synchronous: Synchronous = "full",
     ) -> None:
         op = "store.open"
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"{op}: path must be str or os.PathLike, not {type(path).__name__}")
-        self._path = sql.fspath(path)
-        self._purge_interval = _seconds(op, "purge_interval", purge_interval, allow_none=True)
-        self._busy_timeout = _seconds(op, "busy_timeout", busy_timeout, allow_none=False)
-        if not isinstance(synchronous, str) or synchronous.lower() not in sql.SYNCHRONOUS_LEVELS:
+        interval = _seconds(op, "purge_interval", purge_interval, allow_none=True)
+        timeout = _seconds(op, "busy_timeout", busy_timeout, allow_none=False)
+        level = synchronous.lower() if isinstance(synchronous, str) else None
+        if level not in ("full", "normal", "off"):
             raise ValueError(
                 f"{op}: synchronous must be one of 'full', 'normal', 'off', got {synchronous!r}"
             )
-        self._closed = True  # until the connection is open; close() and __del__ stay safe
-        self._forked = False
-        self._lock = threading.RLock()
-        # The lock's bound methods, looked up once: the hot paths call them on every operation.
-        self._acquire = self._lock.acquire
-        self._release = self._lock.release
-        self._hub = EventHub(self._lock)
-        self._tx_depth = 0  # open transaction levels (outermost BEGIN + savepoints)
-        self._staged: list[Event] = []  # events of the open transaction, sent on commit
-        #: quota ledgers by namespace, kept by ScopedStore (see scope.py)
-        self._ledgers: dict[str, _Ledger] = {}
         try:
-            self._conn = sql.connect(self._path, self._busy_timeout, synchronous.lower())
-        except apsw.Error as exc:
-            raise StoreError.at(op, f"cannot open {self._path!r}: {_reason(exc)}") from exc
-        # NOTE: Any, not apsw.Cursor: the schema fixes each column's type, which apsw's stubs
-        # cannot know (fetchall() rows are tuple[SQLiteValue, ...]); after fork() it is a
-        # _DeadCursor.
-        self._cur: Any = self._conn.cursor()
-        self._execute = self._cur.execute  # looked up once, for the hot paths
-        self._memory = self._path == sql.MEMORY
-        self._closed = False
+            engine = open_engine(path, EngineOptions(timeout, level))  # type: ignore[arg-type]
+        except DatabaseError as exc:
+            raise StoreError.at(op, exc.reason) from exc.__cause__
+        self._path = engine.target
+        self._core = core = Core(self, engine)
+        # Bound once: the hot paths below use them on every call.
+        self._engine_get = engine.get
+        self._lock = core.lock
+        self._hub = core.hub
+        self._ledgers = core.ledgers
         _OPEN_STORES.add(self)
         self._stop_purge = threading.Event()
         self._purger: threading.Thread | None = None
-        if self._purge_interval > 0:
+        if interval > 0:
             self._purger = threading.Thread(
                 target=_purge_loop,
-                args=(weakref.ref(self), self._stop_purge, self._purge_interval),
+                args=(weakref.ref(self), self._stop_purge, interval),
                 name=f"gostore-purge {self._path}",
                 daemon=True,
             )
@@ -155,10 +121,10 @@ class Store(GroupReads):
     @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
-        return self._closed
+        return self._core.closed
 
     def __repr__(self) -> str:
-        return f"<gostore.Store {self._path!r}{' closed' if self._closed else ''}>"
+        return f"<gostore.Store {self._path!r}{' closed' if self._core.closed else ''}>"
 
     def __enter__(self) -> Store:
         return self
@@ -168,22 +134,23 @@ class Store(GroupReads):
 
     def close(self) -> None:
         """Stop the purge thread, close every watcher and the database. Idempotent."""
-        if self._closed:
+        core = self._core
+        if core.closed:
             return
-        with self._lock:
-            if self._closed:
+        with core.lock:
+            if core.closed:
                 return
-            if self._tx_depth:
+            if core.engine.depth:
                 raise StoreError.at("store.close", "cannot close inside an open transaction")
-            self._closed = True
+            core.closed = True
         self._stop_purge.set()
         purger = self._purger
         if purger is not None and purger is not threading.current_thread():
             purger.join()
-        self._hub.close_all()
-        with self._lock:
+        core.hub.close_all()
+        with core.lock:
             _OPEN_STORES.discard(self)
-            self._conn.close()
+            core.engine.close()
 
     def __del__(self) -> None:
         # Dropped without close(): wake the purge thread so it ends now, not an interval later.
@@ -193,121 +160,163 @@ class Store(GroupReads):
 
     def _abandon_after_fork(self) -> None:
         """In a forked child: refuse every call and never touch the parent's connection."""
-        self._forked = True
-        self._closed = True
-        _INHERITED_CONNECTIONS.append(self._conn)
-        self._cur = _DeadCursor()
-        self._execute = self._cur.execute
-        self._lock = threading.RLock()  # the parent's lock may have been held at fork time
-        self._acquire = self._lock.acquire
-        self._release = self._lock.release
-        self._hub._delivery_lock = self._lock  # so unwatch() in the child cannot block
+        core = self._core
+        core.forked = True
+        core.closed = True
+        core.engine.abandon()
+        # The parent's locks may have been held at fork time by threads that do not exist here.
+        core.lock = self._lock = core.engine.lock
+        core.hub.after_fork(core.lock)
 
-    def _closed_error(self, op: str) -> StoreError:
-        if self._forked:
-            return StoreError.at(
-                op, "this Store was opened in the parent process; open a new Store after fork()"
-            )
-        return StoreClosedError.at(op, "the store is closed")
+    # -- single-key reads -----------------------------------------------------------------------
+    def get(self, group: str, key: str) -> str:
+        """The value of ``key`` in ``group``.
 
-    def _failure(
-        self, op: str, exc: BaseException, group: str | None = None, key: str | None = None
-    ) -> StoreError:
-        """The StoreError to raise (``from exc``) for an APSW failure."""
-        if self._closed:
-            return self._closed_error(op)
-        return StoreError.at(op, _reason(exc, self._busy_timeout), group, key)
-
-    def _ready(self, op: str) -> None:
-        if self._closed:
-            raise self._closed_error(op)
-
-    # -- events ---------------------------------------------------------------------------------
-    def _publish(self, events: list[Event]) -> list[Event]:
-        """Send committed ``events`` to watchers (lock held); return those callbacks still need.
-
-        Inside a transaction the events are staged instead, and sent on commit.
+        :raises NotFoundError: the key is absent or expired (an expired row is deleted here).
         """
-        if self._tx_depth:
-            self._staged.extend(events)
-            return _NO_EVENTS
-        self._hub.to_watchers(events)
-        return events if self._hub.callbacks else _NO_EVENTS
-
-    def _publish_one(self, kind: EventType, group: str, key: str, value: str) -> list[Event]:
-        """:meth:`_publish` for one change, building the Event only if someone receives it."""
-        if self._tx_depth:
-            self._staged.append(Event(kind, group, key, value, time.time()))
-            return _NO_EVENTS
-        event = self._hub.publish(kind, group, key, value)
-        return _NO_EVENTS if event is None else [event]
-
-    def _event(self, kind: EventType, group: str, key: str = "", value: str = "") -> Event:
-        return Event(kind, group, key, value, time.time())
-
-    # -- transactions (the machinery; the public API is in transaction.py) ----------------------
-    def _begin(self) -> int:
-        """Open a transaction level (lock held); returns the staged-events mark to roll back to."""
-        if self._tx_depth == 0:
-            self._cur.execute(sql.BEGIN)
-        else:
-            self._cur.execute(f"SAVEPOINT gostore_{self._tx_depth}")
-        self._tx_depth += 1
-        return len(self._staged)
-
-    def _commit(self, mark: int) -> list[Event]:
-        """Close a level successfully (lock held); the outermost commit publishes the events."""
-        depth = self._tx_depth - 1
-        if depth:
-            self._cur.execute(f"RELEASE gostore_{depth}")
-            self._tx_depth = depth
-            return _NO_EVENTS
+        # NOTE: Core.get inlined: get() is the hottest call and a call level costs ~5% of it.
+        if type(group) is not str or type(key) is not str:
+            check_text("store.get", group=group, key=key)
         try:
-            self._cur.execute(sql.COMMIT)
-        except BaseException:
-            self._rollback(mark)
+            row = self._engine_get(group, key)
+        except DatabaseError as exc:
+            raise self._core.failure("store.get", exc, group, key) from exc.__cause__
+        except UnicodeEncodeError:
+            check_text("store.get", group=group, key=key)
             raise
-        self._tx_depth = 0
-        events, self._staged = self._staged, []
-        return self._publish(events) if events else _NO_EVENTS
+        if row is not None and row[1] is None and type(row[0]) is str:
+            return row[0]
+        return self._core.finish_get("store.get", group, key, row)
 
-    def _rollback(self, mark: int) -> None:
-        """Undo a level (lock held): its writes, its staged events and the quota ledgers."""
-        depth = self._tx_depth - 1
-        try:
-            if depth:
-                self._cur.execute(f"ROLLBACK TO gostore_{depth}")
-                self._cur.execute(f"RELEASE gostore_{depth}")
-            elif not self._conn.get_autocommit():
-                self._cur.execute(sql.ROLLBACK)
-        finally:
-            self._tx_depth = depth
-            del self._staged[mark:]
-            self._ledgers.clear()  # counts may include rolled-back writes; rebuilt on demand
+    def exists(self, group: str, key: str) -> bool:
+        """True when ``key`` is present and not expired."""
+        return self._core.exists("store.exists", group, key)
 
-    @contextlib.contextmanager
-    def _atomic(self, op: str, group: str | None = None) -> Iterator[None]:
-        """Run the block as one write transaction (a savepoint when one is already open)."""
-        self._ready(op)
-        callbacks = _NO_EVENTS
-        with self._lock:
-            self._ready(op)
-            try:
-                mark = self._begin()
-            except apsw.Error as exc:
-                raise self._failure(op, exc, group) from exc
-            try:
-                yield
-            except BaseException:
-                self._rollback(mark)
-                raise
-            try:
-                callbacks = self._commit(mark)
-            except apsw.Error as exc:
-                raise self._failure(op, exc, group) from exc
-        if callbacks:
-            self._hub.to_callbacks(callbacks)
+    def get_many(self, group: str, keys: list[str] | tuple[str, ...]) -> dict[str, str]:
+        """The live entries among ``keys`` (absent and expired keys are left out)."""
+        return self._core.get_many("store.get_many", group, keys)
 
+    def get_split(self, group: str, key: str, separator: str) -> Iterator[str]:
+        """The value split like Go's ``strings.Split`` (empty separator: one item a character).
+
+        :raises NotFoundError: at the call, not at the first ``next()``.
+        """
+        check_text("store.get_split", group=group, key=key, separator=separator)
+        return iter(go_split(self._core.get("store.get_split", group, key), separator))
+
+    def get_fields(self, group: str, key: str) -> Iterator[str]:
+        """The value split on whitespace runs as Go's ``strings.Fields`` does."""
+        check_text("store.get_fields", group=group, key=key)
+        return iter(go_fields(self._core.get("store.get_fields", group, key)))
+
+    # -- group reads ----------------------------------------------------------------------------
+    def count(self, group: str) -> int:
+        """Live keys in ``group``."""
+        return self._core.count("store.count", group)
+
+    def count_all(self, prefix: str = "") -> int:
+        """Live keys in all groups whose name starts with ``prefix`` (literal, case-sensitive)."""
+        return self._core.count_all("store.count_all", prefix)
+
+    def get_all(self, group: str) -> dict[str, str]:
+        """Every live entry of ``group`` as a dict."""
+        return self._core.get_all("store.get_all", group)
+
+    def all(self, group: str) -> Iterator[KeyValue]:
+        """Live entries of ``group`` ascending by key, fetched lazily a page at a time."""
+        return self._core.all("store.all", group)
+
+    def get_page(self, group: str, offset: int = 0, limit: int = 100) -> list[KeyValue]:
+        """One page of :meth:`all`: ``limit`` entries after skipping ``offset``."""
+        return self._core.get_page("store.get_page", group, offset, limit)
+
+    def groups(self, prefix: str = "") -> list[str]:
+        """Distinct groups with a live key whose name starts with ``prefix``, ascending."""
+        return list(self._core.groups_iter("store.groups", prefix))
+
+    def groups_iter(self, prefix: str = "") -> Iterator[str]:
+        """Like :meth:`groups`, fetched lazily a page at a time."""
+        return self._core.groups_iter("store.groups_iter", prefix)
+
+    def render(self, template: str, group: str, *, strict: bool = False) -> str:
+        """Render a Jinja2 template (sandboxed) with the group's live entries as variables.
+
+        :param strict: a missing variable raises :class:`TemplateError` instead of rendering "".
+        :raises TemplateError: syntax or runtime template errors.
+        """
+        check_text("store.render", template=template, group=group)
+        entries = self._core.get_all("store.render", group)
+        return _render("store.render", template, group, entries, strict)
+
+    # -- writes ---------------------------------------------------------------------------------
+    def set(self, group: str, key: str, value: str) -> None:
+        """Insert or replace ``key`` in ``group``; clears any TTL."""
+        if type(group) is not str or type(key) is not str or type(value) is not str:
+            check_text("store.set", group=group, key=key, value=value)
+        self._core.write("store.set", group, key, value, None)
+
+    def set_with_ttl(self, group: str, key: str, value: str, ttl: TTL) -> None:
+        """Insert or replace ``key`` so that it expires after ``ttl``.
+
+        :param ttl: seconds (``int``/``float``) or a ``timedelta``; ``<= 0`` stores an
+            already-expired entry, as go-store does.
+        :raises ValueError: ``ttl`` is NaN or infinite.
+        """
+        if type(group) is not str or type(key) is not str or type(value) is not str:
+            check_text("store.set_with_ttl", group=group, key=key, value=value)
+        expires = expiry_ms("store.set_with_ttl", ttl, now_ms())
+        self._core.write("store.set_with_ttl", group, key, value, expires)
+
+    def set_many(self, group: str, mapping: Mapping[str, str], ttl: TTL | None = None) -> None:
+        """Write every entry of ``mapping`` in one transaction.
+
+        :param ttl: as :meth:`set_with_ttl`; ``None`` clears any TTL, as :meth:`set` does.
+        """
+        self._core.set_many("store.set_many", group, mapping, ttl)
+
+    def delete(self, group: str, key: str) -> None:
+        """Remove ``key`` from ``group``; no error when it is absent."""
+        if type(group) is not str or type(key) is not str:
+            check_text("store.delete", group=group, key=key)
+        self._core.write("store.delete", group, key, None, None)
+
+    def delete_group(self, group: str) -> None:
+        """Remove every key of ``group``."""
+        self._core.delete_group("store.delete_group", group)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every group whose name starts with ``prefix`` (literal, case-sensitive).
+
+        :returns: rows physically removed, expired ones included.
+        """
+        return self._core.delete_prefix("store.delete_prefix", prefix)
+
+    def purge_expired(self) -> int:
+        """Delete expired rows now; returns how many."""
+        return self._core.purge_expired("store.purge_expired")
+
+    # -- export and import ----------------------------------------------------------------------
+    def export_entries(self) -> Generator[tuple[str, str, str, int | None], None, None]:
+        """Every live entry as ``(group, key, value, expires_at)`` in (group, key) order, from
+        one consistent snapshot; ``expires_at`` is Unix ms or ``None``. Other threads wait until
+        the iterator is exhausted or closed, so close it (``contextlib.closing``) when you stop
+        early."""
+        return self._core.dump("store.export_entries")
+
+    def import_entries(self, rows: list[tuple[str, str, str, int | None]]) -> None:
+        """Write ``(group, key, value, expires_at)`` rows as they are, expiry included, in one
+        transaction (what :meth:`export_entries` yields)."""
+        op = "store.import_entries"
+        for group, key, value, expires in rows:
+            if type(group) is not str or type(key) is not str or type(value) is not str:
+                check_text(op, group=group, key=key, value=value)
+            if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
+                kind = type(expires).__name__
+                raise TypeError(f"{op}: expires_at must be int or None, not {kind}")
+        with self._core.atomic(op):
+            self._core.write_rows(op, "", rows)
+
+    # -- transactions and namespaces ------------------------------------------------------------
     def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
         """A write transaction: commits when the block ends, rolls back on an exception.
 
@@ -321,412 +330,22 @@ class Store(GroupReads):
         """
         from .transaction import open_transaction
 
-        return open_transaction(self)
+        return open_transaction(self._core, "tx")
 
-    # -- single-key reads -----------------------------------------------------------------------
-    def get(self, group: str, key: str) -> str:
-        """The value of ``key`` in ``group``.
+    def scoped(self, namespace: str, quota: QuotaConfig | None = None) -> ScopedStore:
+        """A :class:`ScopedStore` for ``namespace``, as ``ScopedStore(self, namespace, quota)``."""
+        from .scope import ScopedStore
 
-        :raises NotFoundError: the key is absent or expired (an expired row is deleted here).
-        """
-        if type(group) is not str or type(key) is not str:
-            check_text("store.get", group=group, key=key)
-        # No closed check: a closed store's cursor raises an apsw.Error, which _failure maps.
-        self._acquire()
-        try:
-            row = None
-            try:
-                if self._memory:
-                    # In memory no other connection exists, so leaving the statement after its
-                    # one row (as fetchone() does) holds nothing back; the next execute resets it.
-                    for row in self._execute(_GET, (group, key)):  # noqa: B007
-                        break
-                else:
-                    # NOTE: on a file, run the statement to its end: an unfinished SELECT keeps
-                    # a read snapshot open, which stops WAL checkpoints until the next call.
-                    for row in self._execute(_GET, (group, key)):  # noqa: B007
-                        pass
-            except apsw.Error as exc:
-                raise self._failure("store.get", exc, group, key) from exc
-            except UnicodeEncodeError:
-                check_text("store.get", group=group, key=key)
-                raise
-            if row is not None:
-                value, expires = row
-                if expires is None or expires > now_ms():
-                    return value  # type: ignore[no-any-return]
-                callbacks = self._expire_key("store.get", group, key)
-            else:
-                callbacks = _NO_EVENTS
-        finally:
-            self._release()
-        if callbacks:
-            self._hub.to_callbacks(callbacks)
-        raise NotFoundError.at("store.get", "not found", group, key)
+        self._core.ready("store.scoped")
+        return ScopedStore(self, namespace, quota)
 
-    def _expire_key(self, op: str, group: str, key: str) -> list[Event]:
-        """The lazy delete of an expired key (lock held); returns events for callbacks."""
-        try:
-            self._cur.execute(sql.DELETE_EXPIRED_KEY, (group, key, now_ms()))
-        except apsw.Error as exc:
-            raise self._failure(op, exc, group, key) from exc
-        if self._conn.changes() and self._hub.active:
-            return self._publish_one(EventType.EXPIRE, group, key, "")
-        return _NO_EVENTS
-
-    def exists(self, group: str, key: str) -> bool:
-        """True when ``key`` is present and not expired."""
-        if type(group) is not str or type(key) is not str:
-            check_text("store.exists", group=group, key=key)
-        if self._closed:
-            raise self._closed_error("store.exists")
-        lock = self._lock
-        lock.acquire()
-        try:
-            return bool(self._cur.execute(sql.EXISTS, (group, key, now_ms())).fetchall())
-        except apsw.Error as exc:
-            raise self._failure("store.exists", exc, group, key) from exc
-        except UnicodeEncodeError:
-            check_text("store.exists", group=group, key=key)
-            raise
-        finally:
-            lock.release()
-
-    # -- single-key writes ----------------------------------------------------------------------
-    def set(self, group: str, key: str, value: str) -> None:
-        """Insert or replace ``key`` in ``group``; clears any TTL."""
-        if type(group) is not str or type(key) is not str or type(value) is not str:
-            check_text("store.set", group=group, key=key, value=value)
-        # NOTE: _put inlined by hand: set() is the hottest write and a call costs ~10% of it.
-        self._acquire()
-        try:
-            if self._ledgers:
-                self._forget_ledger(group)
-            try:
-                self._execute(_SET, (group, key, value, None))
-            except apsw.Error as exc:
-                raise self._failure("store.set", exc, group, key) from exc
-            except UnicodeEncodeError:
-                check_text("store.set", group=group, key=key, value=value)
-                raise
-            hub = self._hub
-            if not hub.active:
-                return
-            # Cheap pre-check so that non-matching watchers cost one C-level index lookup.
-            if not (self._tx_depth or hub.callbacks or hub.match(group, key, False)):
-                return
-            callbacks = self._publish_one(_SET_EVENT, group, key, value)
-        finally:
-            self._release()
-        if callbacks:
-            self._hub.to_callbacks(callbacks)
-
-    def set_with_ttl(self, group: str, key: str, value: str, ttl: TTL) -> None:
-        """Insert or replace ``key`` so that it expires after ``ttl``.
-
-        :param ttl: seconds (``int``/``float``) or a ``timedelta``; ``<= 0`` stores an
-            already-expired entry, as go-store does.
-        :raises ValueError: ``ttl`` is NaN or infinite.
-        """
-        if type(group) is not str or type(key) is not str or type(value) is not str:
-            check_text("store.set_with_ttl", group=group, key=key, value=value)
-        self._put(
-            "store.set_with_ttl", group, key, value, expiry_ms("store.set_with_ttl", ttl, now_ms())
-        )
-
-    def _put(
-        self,
-        op: str,
-        group: str,
-        key: str,
-        value: str,
-        expires: int | None,
-        guard: Guard | None = None,
-    ) -> None:
-        """Insert or replace one key (``set`` has this inlined); ``guard`` checks quotas."""
-        if guard is not None:
-            return self._write_one(
-                op, _SET, (group, key, value, expires), _SET_EVENT, group, key, value, guard
-            )
-        self._acquire()
-        try:
-            if self._ledgers:
-                self._forget_ledger(group)
-            try:
-                self._execute(_SET, (group, key, value, expires))
-            except apsw.Error as exc:
-                raise self._failure(op, exc, group, key) from exc
-            except UnicodeEncodeError:
-                check_text(op, group=group, key=key, value=value)
-                raise
-            hub = self._hub
-            if not hub.active:
-                return None
-            if not (self._tx_depth or hub.callbacks or hub.match(group, key, False)):
-                return None
-            callbacks = self._publish_one(_SET_EVENT, group, key, value)
-        finally:
-            self._release()
-        if callbacks:
-            self._hub.to_callbacks(callbacks)
-        return None
-
-    def delete(self, group: str, key: str) -> None:
-        """Remove ``key`` from ``group``; no error when it is absent."""
-        if type(group) is not str or type(key) is not str:
-            check_text("store.delete", group=group, key=key)
-        # NOTE: _write_one inlined by hand, as in set(): delete is a hot path too.
-        self._acquire()
-        try:
-            if self._ledgers:
-                self._forget_ledger(group)
-            try:
-                self._execute(_DELETE, (group, key))
-            except apsw.Error as exc:
-                raise self._failure("store.delete", exc, group, key) from exc
-            except UnicodeEncodeError:
-                check_text("store.delete", group=group, key=key)
-                raise
-            if not self._hub.active or not self._conn.changes():
-                return
-            callbacks = self._publish_one(_DELETE_EVENT, group, key, "")
-        finally:
-            self._release()
-        if callbacks:
-            self._hub.to_callbacks(callbacks)
-
-    def delete_group(self, group: str) -> None:
-        """Remove every key of ``group``."""
-        if type(group) is not str:
-            check_text("store.delete_group", group=group)
-        self._write_one(
-            "store.delete_group", sql.DELETE_GROUP, (group,), EventType.DELETE_GROUP, group, ""
-        )
-
-    def _write_one(
-        self,
-        op: str,
-        statement: str,
-        args: tuple[Any, ...],
-        kind: EventType,
-        group: str,
-        key: str,
-        value: str = "",
-        guard: Guard | None = None,
-    ) -> None:
-        """Run one single-statement write and publish its event.
-
-        A SET always emits; a delete emits only when it removed a row. ``guard`` (quotas) checks
-        before and accounts after the write, atomically with it.
-        """
-        if self._closed:
-            raise self._closed_error(op)
-        callbacks = _NO_EVENTS
-        lock = self._lock
-        lock.acquire()
-        try:
-            try:
-                if guard is not None:
-                    self._guarded(guard, op, statement, args, group, key, value)
-                else:
-                    if self._ledgers:
-                        self._forget_ledger(group)
-                    self._cur.execute(statement, args)
-            except apsw.Error as exc:
-                raise self._failure(op, exc, group, key or None) from exc
-            except UnicodeEncodeError:
-                check_text(op, group=group, key=key, value=value)
-                raise
-            if self._hub.active and (kind is _SET_EVENT or self._conn.changes()):
-                callbacks = self._publish_one(kind, group, key, value)
-        finally:
-            lock.release()
-        if callbacks:
-            self._hub.to_callbacks(callbacks)
-
-    def _guarded(
-        self,
-        guard: Guard,
-        op: str,
-        statement: str,
-        args: tuple[Any, ...],
-        group: str,
-        key: str,
-        value: str,
-    ) -> None:
-        """Check, write and account as one step (lock held).
-
-        NOTE: on a file database another process may write too, so the check and the write run
-        in one BEGIN IMMEDIATE transaction; in memory the lock alone makes them atomic.
-        """
-        own_tx = not self._tx_depth and self._path != sql.MEMORY
-        if own_tx:
-            self._cur.execute(sql.BEGIN)
-        checked = False
-        try:
-            is_set = statement is sql.SET
-            token = guard.before(
-                self, op, group, key, value if is_set else None, args[3] if is_set else None
-            )
-            checked = True
-            self._cur.execute(statement, args)
-            guard.after(token, self._conn.changes() > 0)
-            if own_tx:
-                self._cur.execute(sql.COMMIT)
-        except BaseException:
-            # A refused write (QuotaExceededError from the check) leaves the ledgers exact; a
-            # failure after the check may have left them ahead of the database.
-            if checked:
-                self._ledgers.clear()
-            if own_tx and not self._conn.get_autocommit():
-                self._cur.execute(sql.ROLLBACK)
-            raise
-
-    def _forget_ledger(self, group: str) -> None:
-        """A write outside the quota path touched ``group``: its namespace ledger is stale."""
-        namespace, colon, _ = group.partition(":")
-        if colon:
-            self._ledgers.pop(namespace, None)
-
-    # -- prefix operations ----------------------------------------------------------------------
-    def delete_prefix(self, prefix: str) -> int:
-        """Remove every group whose name starts with ``prefix`` (literal, case-sensitive).
-
-        :returns: rows physically removed, expired ones included.
-        """
-        if type(prefix) is not str:
-            check_text("store.delete_prefix", prefix=prefix)
-        return self._delete_range("store.delete_prefix", prefix)
-
-    def _delete_range(self, op: str, prefix: str) -> int:
-        lo, hi = prefix_range(prefix)
-        with self._atomic(op):
-            try:
-                if self._hub.active:
-                    groups = [
-                        row[0] for row in self._cur.execute(sql.DELETE_PREFIX_RETURNING, (lo, hi))
-                    ]
-                    removed = len(groups)
-                    self._publish(
-                        [self._event(EventType.DELETE_GROUP, g) for g in dict.fromkeys(groups)]
-                    )
-                else:
-                    self._cur.execute(sql.DELETE_PREFIX, (lo, hi))
-                    removed = self._conn.changes()
-            except apsw.Error as exc:
-                raise self._failure(op, exc, prefix) from exc
-            except UnicodeEncodeError:
-                check_text(op, prefix=prefix)
-                raise
-            self._ledgers.clear()
-        return removed
-
-    # -- bulk writes ----------------------------------------------------------------------------
-    def set_many(self, group: str, mapping: Mapping[str, str], ttl: TTL | None = None) -> None:
-        """Write every entry of ``mapping`` in one transaction.
-
-        :param ttl: as :meth:`set_with_ttl`; ``None`` clears any TTL, as :meth:`set` does.
-        """
-        self._set_many("store.set_many", group, mapping, ttl)
-
-    def _set_many(
-        self,
-        op: str,
-        group: str,
-        mapping: Mapping[str, str],
-        ttl: TTL | None,
-        guard: Guard | None = None,
-    ) -> None:
-        rows = self._many_rows(op, group, mapping, ttl)
-        with self._atomic(op, group):
-            self._write_rows(op, group, rows, guard)
-
-    def _many_rows(
-        self, op: str, group: str, mapping: Mapping[str, str], ttl: TTL | None
-    ) -> list[tuple[str, str, str, int | None]]:
-        if type(group) is not str:
-            check_text(op, group=group)
-        if not isinstance(mapping, Mapping):
-            raise TypeError(f"{op}: mapping must be a Mapping, not {type(mapping).__name__}")
-        expires = None if ttl is None else expiry_ms(op, ttl, now_ms())
-        rows = [(group, k, v, expires) for k, v in mapping.items()]
-        for _, k, v, _ in rows:
-            if type(k) is not str or type(v) is not str:
-                check_text(op, key=k, value=v)
-        return rows
-
-    def _write_rows(
-        self,
-        op: str,
-        group: str,
-        rows: list[tuple[str, str, str, int | None]],
-        guard: Guard | None = None,
-    ) -> None:
-        """Write ``rows`` inside the caller's transaction and stage their events."""
-        try:
-            if guard is None:
-                self._cur.executemany(sql.SET, rows)
-            else:
-                for row in rows:
-                    token = guard.before(self, op, group, row[1], row[2], row[3])
-                    self._cur.execute(sql.SET, row)
-                    guard.after(token, True)
-        except apsw.Error as exc:
-            raise self._failure(op, exc, group) from exc
-        except UnicodeEncodeError:
-            for _, k, v, _ in rows:
-                check_text(op, group=group, key=k, value=v)
-            raise
-        if self._ledgers and guard is None:
-            self._forget_ledger(group)
-        if self._hub.active:
-            stamp = time.time()
-            self._publish([Event(EventType.SET, group, k, v, stamp) for _, k, v, _ in rows])
-
-    # -- expiry ---------------------------------------------------------------------------------
-    def purge_expired(self) -> int:
-        """Delete expired rows now; returns how many."""
-        return self._purge("store.purge_expired", sql.PURGE, sql.PURGE_RETURNING, ())
-
-    def _purge(self, op: str, plain: str, returning: str, args: tuple[Any, ...]) -> int:
-        self._ready(op)
-        callbacks = _NO_EVENTS
-        with self._lock:
-            self._ready(op)
-            now = now_ms()
-            try:
-                if self._hub.active:
-                    rows = self._cur.execute(returning, (*args, now)).fetchall()
-                    removed = len(rows)
-                    callbacks = self._publish(
-                        [self._event(EventType.EXPIRE, g, k) for g, k in rows]
-                    )
-                else:
-                    self._cur.execute(plain, (*args, now))
-                    removed = self._conn.changes()
-            except apsw.Error as exc:
-                raise self._failure(op, exc) from exc
-        if callbacks:
-            self._hub.to_callbacks(callbacks)
-        return removed
-
-
-    # -- events API -----------------------------------------------------------------------------
+    # -- events ---------------------------------------------------------------------------------
     def watch(self, group: str, key: str, *, buffer: int = 16) -> Watcher:
         """A :class:`Watcher` receiving the events on ``(group, key)``; ``"*"`` matches any.
 
         :param buffer: events held before new ones are dropped (and counted).
         """
-        return self._watch("store.watch", group, key, buffer, None)
-
-    def _watch(self, op: str, group: str, key: str, buffer: int, namespace: str | None) -> Watcher:
-        check_text(op, group=group, key=key)
-        if isinstance(buffer, bool) or not isinstance(buffer, int):
-            raise TypeError(f"{op}: buffer must be int, not {type(buffer).__name__}")
-        if buffer < 1:
-            raise ValueError(f"{op}: buffer must be >= 1, got {buffer}")
-        self._ready(op)
-        return self._hub.watch(group, key, buffer, namespace)
+        return self._core.watch("store.watch", group, key, buffer)
 
     def unwatch(self, watcher: Watcher) -> None:
         """Stop delivery to ``watcher`` and close it. Idempotent; harmless after close()."""
@@ -744,16 +363,8 @@ class Store(GroupReads):
             raise TypeError(
                 f"store.on_change: callback must be callable, not {type(callback).__name__}"
             )
-        self._ready("store.on_change")
-        return self._hub.on_change(callback)
-
-    # -- namespaces -----------------------------------------------------------------------------
-    def scoped(self, namespace: str, quota: QuotaConfig | None = None) -> ScopedStore:
-        """A :class:`ScopedStore` for ``namespace``, as ``ScopedStore(self, namespace, quota)``."""
-        from .scope import ScopedStore
-
-        self._ready("store.scoped")  # SPEC 2: every method but close/unwatch raises once closed
-        return ScopedStore(self, namespace, quota)
+        self._core.ready("store.on_change")
+        return self._core.hub.on_change(callback)
 
 
 def _purge_loop(ref: weakref.ref[Store], stop: threading.Event, interval: float) -> None:
@@ -770,31 +381,3 @@ def _purge_loop(ref: weakref.ref[Store], stop: threading.Event, interval: float)
         except Exception:  # keep purging; a database locked now may be free next time
             logger.exception("gostore: background purge of %r failed", store.path)
         del store
-
-
-class _DeadCursor:
-    """Stands in for the cursor of a Store inherited through fork(): every use fails, and the
-    hot paths map the failure to the fork error without checking a flag on each call."""
-
-    def execute(self, *args: object) -> Any:
-        raise apsw.ConnectionClosedError("Store inherited through fork()")
-
-    executemany = execute
-
-
-def _reason(exc: BaseException, busy_timeout: float | None = None) -> str:
-    """A plain-words reason for an APSW failure (the APSW exception stays chained)."""
-    if isinstance(exc, apsw.BusyError):
-        waited = f" after waiting {busy_timeout:g} s" if busy_timeout is not None else ""
-        return f"the database is locked by another connection{waited} (SQLITE_BUSY)"
-    if isinstance(exc, apsw.FullError):
-        return "the disk or database is full (SQLITE_FULL)"
-    if isinstance(exc, apsw.ReadOnlyError):
-        return "the database is read-only (SQLITE_READONLY)"
-    if isinstance(exc, apsw.CantOpenError):
-        return f"cannot open the database file ({exc})"
-    if isinstance(exc, apsw.NotADBError):
-        return "the file is not a SQLite database (SQLITE_NOTADB)"
-    if isinstance(exc, apsw.CorruptError):
-        return "the database file is corrupt (SQLITE_CORRUPT)"
-    return f"SQLite error {type(exc).__name__}: {exc}"

@@ -1,4 +1,5 @@
-"""All SQL text, connection pragmas, and schema creation/migration (go-store's file format).
+"""The SQLite engine's SQL text, connection pragmas, and schema creation/migration
+(go-store's file format). The raw-APSW benchmark baselines run these very statements.
 
 The table layout is go-store's, byte for byte, so either library opens the other's files::
 
@@ -16,8 +17,6 @@ import time
 import urllib.parse
 
 import apsw
-
-from .errors import StoreError
 
 # A row is live when it has no expiry or expires strictly after "now" (Unix ms).
 LIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -56,13 +55,17 @@ COUNT = f"SELECT COUNT(*) FROM entries WHERE group_name = ? AND {LIVE}"
 # bytes) and fall back to row-by-row reads. One step instead of one per row is what makes
 # get_all faster than iterating an APSW cursor. The unordered form lets SQLite aggregate
 # straight off the primary-key index; the ordered forms walk that index in key order.
+# NOTE: the second column counts the rows whose key and value are both TEXT: a row written by
+# another program may hold a BLOB (which can contain 0xFF) or NULL (which group_concat skips),
+# and either could make the parts line up wrongly; the caller reads such groups row by row.
+_TEXT_ROWS = "IFNULL(SUM(typeof(entry_key) = 'text' AND typeof(entry_value) = 'text'), 0)"
 GROUP_BLOB = (
-    "SELECT COUNT(*), CAST(group_concat(entry_key, X'FF') AS BLOB), "
+    f"SELECT COUNT(*), {_TEXT_ROWS}, CAST(group_concat(entry_key, X'FF') AS BLOB), "
     "CAST(group_concat(entry_value, X'FF') AS BLOB) "
     f"FROM entries WHERE group_name = ? AND {LIVE}"
 )
 _ORDERED_BLOB = (
-    "SELECT COUNT(*), CAST(group_concat(entry_key, X'FF') AS BLOB), "
+    f"SELECT COUNT(*), {_TEXT_ROWS}, CAST(group_concat(entry_key, X'FF') AS BLOB), "
     "CAST(group_concat(entry_value, X'FF') AS BLOB) FROM ("
     "SELECT entry_key, entry_value FROM entries WHERE group_name = ? AND {where} AND " + LIVE
     + " ORDER BY entry_key LIMIT ? {offset})"
@@ -154,27 +157,66 @@ def _set_wal(conn: apsw.Connection, busy_timeout: float) -> None:
             delay = min(delay * 2, 0.05)
             continue
         if str(mode).lower() != "wal" and not conn.readonly("main"):
-            raise StoreError.at("store.open", f"could not switch to WAL (journal_mode={mode})")
+            raise apsw.CantOpenError(f"could not switch to WAL (journal_mode={mode})")
         return
+
+
+class SchemaError(Exception):
+    """The file holds tables gostore cannot use or migrate without losing data."""
+
+
+_ENTRIES_COLUMNS = {"group_name", "entry_key", "entry_value"}
+_KV_COLUMNS = {"grp", "key", "value"}
+
+
+def _plan(cursor: apsw.Cursor) -> tuple[bool, bool, bool]:
+    """(create entries, add expires_at, absorb kv); raises SchemaError for foreign tables."""
+    tables = {row[0] for row in cursor.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
+    entries_cols = set(_table_columns(cursor, "entries")) if "entries" in tables else set()
+    if entries_cols and not _ENTRIES_COLUMNS <= entries_cols:
+        raise SchemaError(
+            f"its table 'entries' has columns {sorted(entries_cols)}, not go-store's "
+            "(group_name, entry_key, entry_value, expires_at); refusing to change it"
+        )
+    has_legacy = "kv" in tables
+    if has_legacy:
+        kv_cols = set(_table_columns(cursor, "kv"))
+        if not _KV_COLUMNS <= kv_cols:
+            raise SchemaError(
+                f"its legacy table 'kv' has columns {sorted(kv_cols)}, not (grp, key, value)"
+            )
+        # NOTE: entries' NOT NULL columns would make INSERT OR IGNORE drop these rows silently.
+        nulls = cursor.execute(
+            "SELECT COUNT(*) FROM kv WHERE grp IS NULL OR key IS NULL OR value IS NULL"
+        ).fetchall()[0][0]
+        if nulls:
+            raise SchemaError(
+                f"its legacy table 'kv' has {nulls} row(s) with a NULL grp, key or value, which "
+                "the migration would lose; fix or delete them, then open it again"
+            )
+    return not entries_cols, bool(entries_cols) and "expires_at" not in entries_cols, has_legacy
+
+
+def needs_migration(conn: apsw.Connection) -> bool:
+    """True when opening would change the schema (a read-only open refuses such a file)."""
+    return any(_plan(conn.cursor()))
 
 
 def migrate(conn: apsw.Connection) -> None:
     """Create the ``entries`` table, add a missing ``expires_at``, absorb a legacy ``kv`` table.
 
     Reads first and writes only when something is missing, so an up-to-date read-only file
-    opens. All changes happen in one ``BEGIN IMMEDIATE`` transaction.
+    opens. All changes happen in one ``BEGIN IMMEDIATE`` transaction, planned again inside it
+    in case another process migrated the file in between.
     """
     cursor = conn.cursor()
-    tables = {row[0] for row in cursor.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
-    entries_cols = _table_columns(cursor, "entries") if "entries" in tables else []
-    needs_create = "entries" not in tables
-    needs_ttl_column = bool(entries_cols) and "expires_at" not in entries_cols
-    has_legacy = "kv" in tables
-    if not (needs_create or needs_ttl_column or has_legacy):
+    if not any(_plan(cursor)):
         return
     cursor.execute(BEGIN)
     try:
-        cursor.execute(CREATE_ENTRIES)
+        needs_create, needs_ttl_column, has_legacy = _plan(cursor)
+        if needs_create:
+            cursor.execute(CREATE_ENTRIES)
         if needs_ttl_column:
             cursor.execute("ALTER TABLE entries ADD COLUMN expires_at INTEGER")
         if has_legacy:
@@ -193,7 +235,7 @@ def migrate(conn: apsw.Connection) -> None:
         raise
 
 
-class _BusyWaiter:
+class BusyWaiter:
     """SQLite's busy handler: retry a locked database for up to ``timeout`` seconds.
 
     NOTE: it replaces sqlite3_busy_timeout(), whose back-off reaches 100 ms sleeps: under
@@ -230,7 +272,7 @@ def connect(path: str, busy_timeout: float, synchronous: str) -> apsw.Connection
     try:
         # NOTE: the busy timeout comes first, so that everything below waits for other
         # processes instead of failing at once.
-        conn.set_busy_handler(_BusyWaiter(busy_timeout))
+        conn.set_busy_handler(BusyWaiter(busy_timeout))
         # Double-quoted strings as identifiers only (SQLite's recommended setting).
         conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
         conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)

@@ -1,0 +1,548 @@
+"""The core every view of a store shares: one engine, one write path, events, transactions.
+
+:class:`~gostore.Store`, :class:`~gostore.Transaction` and :class:`~gostore.ScopedStore` are
+thin views over one :class:`Core`; each passes the name of the operation its user called
+(``"store.get"``, ``"tx.set"``, ``"scoped.delete"``) so errors name it.
+
+Every write follows the same steps: with the engine's lock held, the quota guard (if any)
+checks the :class:`~gostore._types.Change`, the engine applies it, the guard records it, and
+the events it caused go to watchers (or are staged while a transaction is open); after the
+lock is released, ``on_change`` callbacks run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import weakref
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._quota import Ledgers, QuotaGuard, forget
+from ._types import Change, KeyValue, check_text, expiry_ms, now_ms, prefix_range
+from .engine import DatabaseError, Engine
+from .errors import NotFoundError, StoreClosedError, StoreError
+from .events import Event, EventHub, EventType, Watcher, logger
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    TTL = float | int | timedelta
+
+__all__ = ("Core", "core_of")
+
+NO_EVENTS: list[Event] = []  # shared empty result; never mutated
+_PAGE = 1024  # rows fetched per step by the lazy iterators
+_INT64_MAX = 2**63 - 1
+_SET = EventType.SET
+_DELETE = EventType.DELETE
+
+_CORES: weakref.WeakKeyDictionary[object, Core] = weakref.WeakKeyDictionary()
+
+
+def core_of(store: object) -> Core:
+    """The core of an open ``Store`` (how ScopedStore finds it without private access)."""
+    try:
+        return _CORES[store]
+    except (KeyError, TypeError):
+        raise TypeError(f"expected a gostore.Store, not {type(store).__name__}") from None
+
+
+class Core:
+    """The shared state and operations of one store; every method takes the operation name."""
+
+    def __init__(self, owner: object, engine: Engine) -> None:
+        self.engine = engine
+        self.lock = engine.lock
+        self.hub = EventHub(self.lock)
+        self.ledgers: Ledgers = {}
+        self.closed = False
+        self.forked = False
+        self._staged: list[Event] = []  # events of the open transaction, sent on commit
+        _CORES[owner] = self
+
+    # -- failures -------------------------------------------------------------------------------
+    def closed_error(self, op: str) -> StoreError:
+        if self.forked:
+            return StoreError.at(
+                op, "this Store was opened in the parent process; open a new Store after fork()"
+            )
+        return StoreClosedError.at(op, "the store is closed")
+
+    def failure(
+        self, op: str, exc: DatabaseError, group: str | None = None, key: str | None = None
+    ) -> StoreError:
+        """The StoreError to raise (``from exc.__cause__``) for an engine failure."""
+        if self.closed:
+            return self.closed_error(op)
+        return StoreError.at(op, exc.reason, group, key)
+
+    def ready(self, op: str) -> None:
+        if self.closed:
+            raise self.closed_error(op)
+
+    # -- events ---------------------------------------------------------------------------------
+    def publish(self, events: list[Event]) -> list[Event]:
+        """Send committed ``events`` to watchers (lock held); return those callbacks still need.
+
+        Inside a transaction they are staged instead, and sent on commit.
+        """
+        if self.engine.depth:
+            self._staged.extend(events)
+            return NO_EVENTS
+        self.hub.to_watchers(events)
+        return events if self.hub.callbacks else NO_EVENTS
+
+    def publish_one(self, kind: EventType, group: str, key: str, value: str) -> list[Event]:
+        """:meth:`publish` for one change, building the Event only if someone receives it."""
+        if self.engine.depth:
+            self._staged.append(Event(kind, group, key, value, time.time()))
+            return NO_EVENTS
+        event = self.hub.publish(kind, group, key, value)
+        return NO_EVENTS if event is None else [event]
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def atomic(self, op: str, group: str | None = None) -> Iterator[None]:
+        """Run the block as one write transaction (a savepoint when one is already open)."""
+        self.ready(op)
+        engine = self.engine
+        try:
+            engine.begin()  # takes the lock until commit() or rollback()
+        except DatabaseError as exc:
+            raise self.failure(op, exc, group) from exc.__cause__
+        mark = len(self._staged)
+        callbacks = NO_EVENTS
+        try:
+            yield
+        except BaseException:
+            self._rollback(mark)
+            raise
+        outermost = engine.depth == 1
+        try:
+            engine.commit()  # rolls the level back itself when it fails
+        except DatabaseError as exc:
+            self._forget_level(mark)
+            raise self.failure(op, exc, group) from exc.__cause__
+        if outermost:
+            events, self._staged = self._staged, []
+            with self.lock:
+                callbacks = self.publish(events) if events else NO_EVENTS
+        if callbacks:
+            self.hub.to_callbacks(callbacks)
+
+    def _rollback(self, mark: int) -> None:
+        try:
+            self.engine.rollback()
+        finally:
+            self._forget_level(mark)
+
+    def _forget_level(self, mark: int) -> None:
+        """A level was undone: its staged events go, and ledgers may count its writes."""
+        del self._staged[mark:]
+        self.ledgers.clear()
+
+    # -- single-key reads -----------------------------------------------------------------------
+    def get(self, op: str, group: str, key: str) -> str:
+        if type(group) is not str or type(key) is not str:
+            check_text(op, group=group, key=key)
+        try:
+            row = self.engine.get(group, key)
+        except DatabaseError as exc:
+            raise self.failure(op, exc, group, key) from exc.__cause__
+        except UnicodeEncodeError:
+            check_text(op, group=group, key=key)
+            raise
+        if row is not None and row[1] is None and type(row[0]) is str:
+            return row[0]
+        return self.finish_get(op, group, key, row)
+
+    def finish_get(self, op: str, group: str, key: str, row: tuple[Any, Any] | None) -> str:
+        """The rest of a get: expiry, the lazy delete, and rows written by other programs."""
+        if row is not None:
+            value, expires = row
+            if expires is not None:
+                if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+                    raise StoreError.at(
+                        op, f"the stored expires_at is {type(expires).__name__}, not a number",
+                        group, key,
+                    )
+                if expires <= now_ms():
+                    self._expire(op, group, key)
+                    raise NotFoundError.at(op, "not found", group, key)
+            if type(value) is str:
+                return value
+            if isinstance(value, bytes):
+                try:
+                    return value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise StoreError.at(
+                        op, "the stored value is a BLOB that is not valid UTF-8", group, key
+                    ) from None
+            raise StoreError.at(
+                op, f"the stored value is {type(value).__name__}, not text", group, key
+            )
+        self.ready(op)
+        raise NotFoundError.at(op, "not found", group, key)
+
+    def _expire(self, op: str, group: str, key: str) -> None:
+        """The lazy delete of an expired key. The key is not found whatever happens here: a
+        database that is locked or read-only just keeps the row for the purge."""
+        callbacks = NO_EVENTS
+        lock = self.lock
+        lock.acquire()
+        try:
+            if self.engine.delete_expired(group, key, now_ms()) and self.hub.active:
+                callbacks = self.publish_one(EventType.EXPIRE, group, key, "")
+        except DatabaseError as exc:
+            logger.debug("gostore: %s: lazy delete of %r/%r skipped: %s", op, group, key, exc)
+        finally:
+            lock.release()
+        if callbacks:
+            self.hub.to_callbacks(callbacks)
+
+    def exists(self, op: str, group: str, key: str) -> bool:
+        if type(group) is not str or type(key) is not str:
+            check_text(op, group=group, key=key)
+        self.ready(op)
+        try:
+            return self.engine.exists(group, key, now_ms())
+        except DatabaseError as exc:
+            raise self.failure(op, exc, group, key) from exc.__cause__
+        except UnicodeEncodeError:
+            check_text(op, group=group, key=key)
+            raise
+
+    def get_many(self, op: str, group: str, keys: Iterable[str]) -> dict[str, str]:
+        if type(group) is not str:
+            check_text(op, group=group)
+        keys = _text_list(op, keys)
+        self.ready(op)
+        try:
+            return self.engine.get_many(group, keys, now_ms())
+        except DatabaseError as exc:
+            raise self.failure(op, exc, group) from exc.__cause__
+        except UnicodeEncodeError:
+            check_text(op, group=group, **{f"keys[{i}]": k for i, k in enumerate(keys)})
+            raise
+
+    # -- group reads ----------------------------------------------------------------------------
+    def count(self, op: str, group: str) -> int:
+        if type(group) is not str:
+            check_text(op, group=group)
+        self.ready(op)
+        try:
+            return self.engine.count(group, now_ms())
+        except DatabaseError as exc:
+            raise self.failure(op, exc, group) from exc.__cause__
+        except UnicodeEncodeError:
+            check_text(op, group=group)
+            raise
+
+    def count_all(self, op: str, prefix: str) -> int:
+        if type(prefix) is not str:
+            check_text(op, prefix=prefix)
+        self.ready(op)
+        lo, hi = prefix_range(prefix)
+        try:
+            return self.engine.count_range(lo, hi, now_ms())
+        except DatabaseError as exc:
+            raise self.failure(op, exc, prefix) from exc.__cause__
+        except UnicodeEncodeError:
+            check_text(op, prefix=prefix)
+            raise
+
+    def get_all(self, op: str, group: str) -> dict[str, str]:
+        if type(group) is not str:
+            check_text(op, group=group)
+        self.ready(op)
+        try:
+            return self.engine.entries(group, now_ms())
+        except DatabaseError as exc:
+            raise self.failure(op, exc, group) from exc.__cause__
+        except UnicodeEncodeError:
+            check_text(op, group=group)
+            raise
+
+    def get_page(self, op: str, group: str, offset: int, limit: int) -> list[KeyValue]:
+        if type(group) is not str:
+            check_text(op, group=group)
+        for name, number in (("offset", offset), ("limit", limit)):
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise TypeError(f"{op}: {name} must be int, not {type(number).__name__}")
+            if number < 0:
+                raise ValueError(f"{op}: {name} must be >= 0, got {number}")
+        self.ready(op)
+        if limit == 0:
+            return []
+        # SQLite binds 64-bit integers only; a larger offset or limit means "all" just the same.
+        return self._page(
+            op, group, None, min(limit, _INT64_MAX), min(offset, _INT64_MAX)
+        )
+
+    def _page(
+        self, op: str, group: str, after: str | None, limit: int, offset: int = 0
+    ) -> list[KeyValue]:
+        try:
+            if after is None:
+                return self.engine.page(group, now_ms(), limit, offset)
+            return self.engine.page_after(group, after, now_ms(), limit)
+        except DatabaseError as exc:
+            raise self.failure(op, exc, group) from exc.__cause__
+        except UnicodeEncodeError:
+            check_text(op, group=group)
+            raise
+
+    def all(self, op: str, group: str) -> Iterator[KeyValue]:
+        # Checked in full here (not at the first next()), so a bad group fails at the call.
+        check_text(op, group=group)
+        self.ready(op)
+        return self._iter_all(op, group)
+
+    def _iter_all(self, op: str, group: str) -> Iterator[KeyValue]:
+        page = self._page(op, group, None, _PAGE)
+        while True:
+            yield from page
+            if len(page) < _PAGE:
+                return
+            page = self._page(op, group, page[-1].key, _PAGE)
+
+    def groups_iter(self, op: str, prefix: str, strip: int = 0) -> Iterator[str]:
+        """Groups starting with ``prefix``, lazily; ``strip`` characters cut from each name."""
+        check_text(op, prefix=prefix)
+        self.ready(op)
+        return self._iter_groups(op, prefix, strip)
+
+    def _iter_groups(self, op: str, prefix: str, strip: int) -> Iterator[str]:
+        lo, hi = prefix_range(prefix)
+        after = None
+        while True:
+            self.ready(op)
+            try:
+                names = self.engine.groups_page(lo, hi, after, now_ms(), _PAGE)
+            except DatabaseError as exc:
+                raise self.failure(op, exc, prefix) from exc.__cause__
+            for name in names:
+                yield name[strip:]
+            if len(names) < _PAGE:
+                return
+            after = names[-1]
+
+    def dump(self, op: str) -> Generator[tuple[str, str, str, int | None], None, None]:
+        """Every live row with its expiry, in (group, key) order, as one snapshot."""
+        with self.lock:
+            self.ready(op)
+            try:
+                yield from self.engine.dump(now_ms())
+            except DatabaseError as exc:
+                raise self.failure(op, exc) from exc.__cause__
+
+    # -- writes ---------------------------------------------------------------------------------
+    def write(
+        self,
+        op: str,
+        group: str,
+        key: str,
+        value: str | None,
+        expires: int | None,
+        guard: QuotaGuard | None = None,
+    ) -> bool:
+        """The single-key write path: set ``value`` (``None``: delete). True when a row was
+        written or removed."""
+        self.ready(op)
+        callbacks = NO_EVENTS
+        hub = self.hub
+        lock = self.lock
+        lock.acquire()
+        try:
+            try:
+                if guard is not None:
+                    changed = self._guarded(op, Change(group, key, value, expires), guard)
+                else:
+                    if self.ledgers:
+                        forget(self.ledgers, group)
+                    changed = self._apply(group, key, value, expires)
+            except DatabaseError as exc:
+                raise self.failure(op, exc, group, key) from exc.__cause__
+            except UnicodeEncodeError:
+                check_text(op, group=group, key=key, value=value or "")
+                raise
+            if hub.active and changed:
+                kind = _DELETE if value is None else _SET
+                if self.engine.depth or hub.callbacks or hub.match(group, key, False):
+                    callbacks = self.publish_one(kind, group, key, value or "")
+        finally:
+            lock.release()
+        if callbacks:
+            hub.to_callbacks(callbacks)
+        return changed
+
+    def _apply(self, group: str, key: str, value: str | None, expires: int | None) -> bool:
+        if value is None:
+            return self.engine.delete(group, key)
+        self.engine.put(group, key, value, expires)
+        return True
+
+    def _guarded(self, op: str, change: Change, guard: QuotaGuard) -> bool:
+        """Check, write and record as one step (lock held).
+
+        NOTE: when other connections may write, the check and the write run in one
+        transaction that keeps them out; alone, the lock makes them atomic.
+        """
+        engine = self.engine
+        own = not engine.depth and engine.shared
+        if own:
+            engine.begin()
+        checked = False
+        try:
+            token = guard.check(engine, self.ledgers, op, change)
+            checked = True
+            changed = self._apply(*change)
+            guard.record(token, change, changed)
+            if own:
+                own = False
+                engine.commit()
+        except BaseException:
+            # A refused write leaves the ledgers exact; a failure after the check may not.
+            if checked:
+                self.ledgers.clear()
+            if own:
+                engine.rollback()
+            raise
+        return changed
+
+    def delete_group(self, op: str, group: str) -> None:
+        if type(group) is not str:
+            check_text(op, group=group)
+        self.ready(op)
+        callbacks = NO_EVENTS
+        with self.lock:
+            try:
+                removed = self.engine.delete_group(group)
+            except DatabaseError as exc:
+                raise self.failure(op, exc, group) from exc.__cause__
+            except UnicodeEncodeError:
+                check_text(op, group=group)
+                raise
+            if self.ledgers:
+                forget(self.ledgers, group)
+            if removed and self.hub.active:
+                callbacks = self.publish_one(EventType.DELETE_GROUP, group, "", "")
+        if callbacks:
+            self.hub.to_callbacks(callbacks)
+
+    def delete_prefix(self, op: str, prefix: str) -> int:
+        if type(prefix) is not str:
+            check_text(op, prefix=prefix)
+        lo, hi = prefix_range(prefix)
+        with self.atomic(op, prefix):
+            try:
+                groups = self.engine.delete_range(lo, hi)
+            except DatabaseError as exc:
+                raise self.failure(op, exc, prefix) from exc.__cause__
+            except UnicodeEncodeError:
+                check_text(op, prefix=prefix)
+                raise
+            self.ledgers.clear()
+            if self.hub.active:
+                stamp = time.time()
+                self.publish(
+                    [Event(EventType.DELETE_GROUP, g, "", "", stamp) for g in dict.fromkeys(groups)]
+                )
+        return len(groups)
+
+    def set_many(
+        self,
+        op: str,
+        group: str,
+        mapping: Mapping[str, str],
+        ttl: TTL | None,
+        guard: QuotaGuard | None = None,
+    ) -> None:
+        if type(group) is not str:
+            check_text(op, group=group)
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"{op}: mapping must be a Mapping, not {type(mapping).__name__}")
+        expires = None if ttl is None else expiry_ms(op, ttl, now_ms())
+        rows = [(group, k, v, expires) for k, v in mapping.items()]
+        for _, k, v, _ in rows:
+            if type(k) is not str or type(v) is not str:
+                check_text(op, key=k, value=v)
+        with self.atomic(op, group):
+            self.write_rows(op, group, rows, guard)
+
+    def write_rows(
+        self,
+        op: str,
+        group: str,
+        rows: list[tuple[str, str, str, int | None]],
+        guard: QuotaGuard | None = None,
+    ) -> None:
+        """Write ``rows`` inside the caller's transaction and stage their events."""
+        engine = self.engine
+        try:
+            if guard is None:
+                engine.put_many(rows)
+                if self.ledgers:
+                    for row_group in {row[0] for row in rows}:
+                        forget(self.ledgers, row_group)
+            else:
+                for row in rows:
+                    change = Change(*row)
+                    token = guard.check(engine, self.ledgers, op, change)
+                    engine.put(*row)
+                    guard.record(token, change, True)
+        except DatabaseError as exc:
+            raise self.failure(op, exc, group) from exc.__cause__
+        except UnicodeEncodeError:
+            for g, k, v, _ in rows:
+                check_text(op, group=g, key=k, value=v)
+            raise
+        if self.hub.active:
+            stamp = time.time()
+            self.publish([Event(_SET, g, k, v, stamp) for g, k, v, _ in rows])
+
+    # -- watchers -------------------------------------------------------------------------------
+    def watch(
+        self, op: str, group: str, key: str, buffer: int, namespace: str | None = None
+    ) -> Watcher:
+        check_text(op, group=group, key=key)
+        if isinstance(buffer, bool) or not isinstance(buffer, int):
+            raise TypeError(f"{op}: buffer must be int, not {type(buffer).__name__}")
+        if buffer < 1:
+            raise ValueError(f"{op}: buffer must be >= 1, got {buffer}")
+        self.ready(op)
+        watcher = self.hub.watch(group, key, buffer, namespace)
+        if watcher is None:  # close() got there first
+            raise self.closed_error(op)
+        return watcher
+
+    # -- expiry ---------------------------------------------------------------------------------
+    def purge_expired(self, op: str, prefix: str = "") -> int:
+        self.ready(op)
+        lo, hi = prefix_range(prefix)
+        callbacks = NO_EVENTS
+        with self.lock:
+            self.ready(op)
+            try:
+                rows = self.engine.purge(lo, hi, now_ms())
+            except DatabaseError as exc:
+                raise self.failure(op, exc) from exc.__cause__
+            if rows and self.hub.active:
+                stamp = time.time()
+                callbacks = self.publish(
+                    [Event(EventType.EXPIRE, g, k, "", stamp) for g, k in rows]
+                )
+        if callbacks:
+            self.hub.to_callbacks(callbacks)
+        return len(rows)
+
+
+def _text_list(op: str, keys: object) -> list[str]:
+    if isinstance(keys, (str, bytes)) or not hasattr(keys, "__iter__"):
+        raise TypeError(f"{op}: keys must be a list or tuple of str, not {type(keys).__name__}")
+    result = list(keys)
+    for i, key in enumerate(result):
+        if type(key) is not str:
+            check_text(op, **{f"keys[{i}]": key})
+    return result

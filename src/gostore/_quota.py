@@ -1,0 +1,205 @@
+"""Quotas: the namespace ledger and the check that observes the write path.
+
+A quota is enforced by a ledger of the namespace's live totals (keys, bytes, keys per group,
+and the rows due to expire), built once by one scan and then kept up to date by every checked
+write, so a check costs the same however many keys the namespace holds. The ledger is dropped,
+and rebuilt on the next check, whenever something else may have changed the namespace: a write
+that bypasses the quota, a rolled-back transaction, or a commit by another connection (the
+engine's ``version()`` changes).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ._types import Change, now_ms, prefix_range
+from .errors import QuotaExceededError
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ("Ledgers", "QuotaConfig", "QuotaGuard", "forget")
+
+
+@dataclass(frozen=True)
+class QuotaConfig:
+    """Per-namespace limits; ``0`` means unlimited.
+
+    :ivar max_keys: live keys in the namespace.
+    :ivar max_groups: groups with at least one live key.
+    :ivar max_bytes: UTF-8 bytes of the live keys plus values (a total equal to it is allowed).
+    """
+
+    max_keys: int = 0
+    max_groups: int = 0
+    max_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("max_keys", "max_groups", "max_bytes"):
+            limit = getattr(self, name)
+            if isinstance(limit, bool) or not isinstance(limit, int):
+                raise TypeError(f"QuotaConfig: {name} must be int, not {type(limit).__name__}")
+            if limit < 0:
+                raise ValueError(f"QuotaConfig: {name} must be >= 0 (0 is unlimited), got {limit}")
+
+    @property
+    def limited(self) -> bool:
+        """True when any limit is set."""
+        return bool(self.max_keys or self.max_groups or self.max_bytes)
+
+
+def utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+class _Ledger:
+    """A namespace's live totals, valid while the engine's ``version()`` equals ``version``."""
+
+    __slots__ = ("bytes", "expiring", "groups", "heap", "keys", "version")
+
+    def __init__(self, engine: Engine, bounds: tuple[str, str | bytes], now: int, version: Any):
+        self.version = version
+        self.keys = 0
+        self.bytes = 0
+        self.groups: dict[str, int] = {}  # live keys per group; a group counts while > 0
+        for group, count, size in engine.range_totals(*bounds, now):
+            self.groups[group] = count
+            self.keys += count
+            self.bytes += size
+        # Rows with a TTL, so they leave the totals when they expire: (group, key) -> (expiry, size)
+        self.expiring: dict[tuple[str, str], tuple[int, int]] = {}
+        self.heap: list[tuple[int, str, str]] = []
+        for group, key, size, expires in engine.range_expiring(*bounds, now):
+            self.expiring[(group, key)] = (expires, size)
+            self.heap.append((expires, group, key))
+        heapq.heapify(self.heap)
+
+    def advance(self, now: int) -> None:
+        """Take out every row that has expired by ``now``."""
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            expires, group, key = heapq.heappop(heap)
+            entry = self.expiring.get((group, key))
+            if entry is not None and entry[0] == expires:
+                del self.expiring[(group, key)]
+                self._take(group, entry[1])
+
+    def _take(self, group: str, size: int) -> None:
+        self.keys -= 1
+        self.bytes -= size
+        left = self.groups[group] - 1
+        if left:
+            self.groups[group] = left
+        else:
+            del self.groups[group]
+
+    def remove(self, group: str, key: str, size: int) -> None:
+        self.expiring.pop((group, key), None)
+        self._take(group, size)
+
+    def add(self, group: str, key: str, size: int, expires: int | None) -> None:
+        self.keys += 1
+        self.bytes += size
+        self.groups[group] = self.groups.get(group, 0) + 1
+        if expires is not None:
+            self.expiring[(group, key)] = (expires, size)
+            heap = self.heap
+            heapq.heappush(heap, (expires, group, key))
+            # NOTE: rewriting a key with a TTL leaves its old heap entry behind (skipped when
+            # it comes up); rebuild once stale entries outnumber live ones, so the heap stays
+            # proportional to the keys that really expire, not to the writes.
+            if len(heap) > 2 * len(self.expiring) + 64:
+                self.heap = [(exp, g, k) for (g, k), (exp, _) in self.expiring.items()]
+                heapq.heapify(self.heap)
+
+
+Ledgers = dict[str, _Ledger]  # a store's ledgers by namespace; a plain dict: tested on hot paths
+
+
+def forget(ledgers: Ledgers, group: str) -> None:
+    """A write outside the quota path touched ``group``: its namespace ledger is stale."""
+    namespace, colon, _ = group.partition(":")
+    if colon:
+        ledgers.pop(namespace, None)
+
+
+def _ledger(
+    ledgers: Ledgers, engine: Engine, namespace: str, bounds: tuple[str, str | bytes], now: int
+) -> _Ledger:
+    version = engine.version()
+    ledger = ledgers.get(namespace)
+    if ledger is None or ledger.version != version:
+        ledger = _Ledger(engine, bounds, now, version)
+        ledgers[namespace] = ledger
+    ledger.advance(now)
+    return ledger
+
+
+class _Token(NamedTuple):
+    ledger: _Ledger
+    old_live: bool
+    old_size: int
+    new_live: bool
+    new_size: int
+
+
+class QuotaGuard:
+    """The quota of one ScopedStore, observing the store's write path: ``check`` before a write
+    (raises to refuse it), ``record`` after it ran."""
+
+    __slots__ = ("_bounds", "namespace", "quota")
+
+    def __init__(self, namespace: str, quota: QuotaConfig) -> None:
+        self.namespace = namespace
+        self.quota = quota
+        self._bounds = prefix_range(namespace + ":")
+
+    def check(self, engine: Engine, ledgers: Ledgers, op: str, change: Change) -> _Token:
+        now = now_ms()
+        engine.lock_namespace(self.namespace)
+        ledger = _ledger(ledgers, engine, self.namespace, self._bounds, now)
+        group, key, value, expires = change
+        old_size = 0
+        old_live = False
+        row = engine.row_size(group, key)
+        if row is not None:
+            size, old_expires = row
+            if old_expires is None or old_expires > now:
+                old_live, old_size = True, size
+        if value is None:  # a deletion never needs quota
+            return _Token(ledger, old_live, old_size, False, 0)
+        new_size = utf8_len(key) + utf8_len(value)
+        new_live = expires is None or expires > now
+        if new_live:
+            self._refuse_growth(op, ledger, change, old_live, new_size - old_size)
+        return _Token(ledger, old_live, old_size, new_live, new_size)
+
+    def _refuse_growth(
+        self, op: str, ledger: _Ledger, change: Change, old_live: bool, growth: int
+    ) -> None:
+        quota, group, key = self.quota, change.group, change.key
+        reason = None
+        if not old_live:
+            if quota.max_keys and ledger.keys >= quota.max_keys:
+                reason = f"holds its limit of {quota.max_keys} keys"
+            elif (
+                quota.max_groups
+                and group not in ledger.groups
+                and len(ledger.groups) >= quota.max_groups
+            ):
+                reason = f"holds its limit of {quota.max_groups} groups"
+        if reason is None and quota.max_bytes and growth > 0:
+            total = ledger.bytes + growth
+            if total > quota.max_bytes:
+                reason = f"would hold {total} bytes, over its limit of {quota.max_bytes}"
+        if reason is not None:
+            raise QuotaExceededError.at(op, f"namespace {self.namespace!r} {reason}", group, key)
+
+    def record(self, token: _Token, change: Change, changed: bool) -> None:
+        ledger = token.ledger
+        if token.old_live and changed:
+            ledger.remove(change.group, change.key, token.old_size)
+        if token.new_live:
+            ledger.add(change.group, change.key, token.new_size, change.expires)

@@ -1,0 +1,198 @@
+"""Storage engines: the layer under the facade. One module per database, one protocol.
+
+The facade (:class:`~gostore.Store`, transactions, scoped stores, events, quotas) validates
+input, holds the write lock, runs the quota check and publishes events; it never sees SQL or a
+driver. An engine knows one database: connections, schema, SQL text, transactions and the
+mapping of driver failures to :class:`DatabaseError`. A new engine is a new module that
+implements :class:`Engine` and a line in :func:`open_engine`.
+
+Conventions every engine follows:
+
+* Times are Unix milliseconds (``now``); an entry is live when ``expires`` is ``None`` or
+  greater than ``now``. Groups, keys and prefixes are compared as UTF-8 bytes (SQLite's BINARY
+  order); a prefix becomes the half-open range ``lo <= group < hi`` of
+  :func:`gostore._types.prefix_range`, where ``hi`` may be ``b""`` meaning "no upper bound".
+* Reads synchronise themselves (they may be called from any thread at any time). Writes and
+  transaction control are called with :attr:`Engine.lock` held by the caller, so that a write
+  and the publication of its events are one step in commit order.
+* Every driver failure is raised as :class:`DatabaseError` with the driver's exception chained
+  as ``__cause__``; the facade adds the operation and the group/key.
+* A failed statement inside an open transaction poisons the transaction: every later call in
+  it raises :class:`DatabaseError` until the level that failed is rolled back, and committing
+  it rolls back instead. So a transaction block is all-or-nothing whatever the database did on
+  the error (SQLite may roll back one statement or the whole transaction; PostgreSQL aborts).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    import threading
+
+    from .._types import KeyValue
+
+__all__ = (
+    "DatabaseError",
+    "Engine",
+    "EngineOptions",
+    "Row",
+    "Totals",
+    "open_engine",
+)
+
+Synchronous = Literal["full", "normal", "off"]
+
+
+class DatabaseError(Exception):
+    """A driver failure, described in plain words (``reason``); the driver's error is chained."""
+
+    def __init__(self, reason: str, *, busy: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        #: the database was locked by another connection for longer than the busy timeout
+        self.busy = busy
+
+
+class EngineOptions(NamedTuple):
+    """What :class:`~gostore.Store` passes to an engine when it opens."""
+
+    busy_timeout: float
+    synchronous: Synchronous
+
+
+class Row(NamedTuple):
+    """One stored entry with its expiry (export/import and the quota ledger)."""
+
+    group: str
+    key: str
+    value: str
+    expires: int | None
+
+
+class Totals(NamedTuple):
+    """A namespace's live totals for one group (the quota ledger is built from these)."""
+
+    group: str
+    keys: int
+    bytes: int
+
+
+class Engine(Protocol):
+    """What the facade needs from a database. Each engine is one module implementing this."""
+
+    #: where the data lives, for messages: a path, ``":memory:"`` or a URL without password
+    target: str
+    #: True when other connections (processes, machines) may change the data
+    shared: bool
+    #: held by the caller around writes and transaction control (see the module docstring)
+    lock: threading.RLock
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release every connection. Later calls raise :class:`DatabaseError`."""
+
+    def abandon(self) -> None:
+        """In a child after ``fork()``: never touch the parent's connections again; every
+        later call raises :class:`DatabaseError`."""
+
+    # -- single-key reads -----------------------------------------------------------------------
+    def get(self, group: str, key: str) -> tuple[Any, Any] | None:
+        """``(value, expires)`` of the row, expired or not, or ``None``. ``value`` and
+        ``expires`` are as stored: rows written by other programs may hold other types."""
+
+    def exists(self, group: str, key: str, now: int) -> bool:
+        """True when a live row exists."""
+
+    def get_many(self, group: str, keys: list[str], now: int) -> dict[str, str]:
+        """The live rows among ``keys``."""
+
+    # -- group and prefix reads -----------------------------------------------------------------
+    def count(self, group: str, now: int) -> int:
+        """Live rows in ``group``."""
+
+    def count_range(self, lo: str, hi: str | bytes, now: int) -> int:
+        """Live rows in the groups of the range."""
+
+    def entries(self, group: str, now: int) -> dict[str, str]:
+        """Every live entry of ``group``, read in bounded pieces however large the group."""
+
+    def page(self, group: str, now: int, limit: int, offset: int) -> list[KeyValue]:
+        """Live entries ascending by key: ``limit`` of them after skipping ``offset``."""
+
+    def page_after(self, group: str, after: str, now: int, limit: int) -> list[KeyValue]:
+        """Up to ``limit`` live entries with a key greater than ``after``, ascending."""
+
+    def groups_page(
+        self, lo: str, hi: str | bytes, after: str | None, now: int, limit: int
+    ) -> list[str]:
+        """Up to ``limit`` distinct groups of the range with a live row, ascending, each
+        greater than ``after`` (or from ``lo`` itself when ``after`` is ``None``)."""
+
+    def dump(self, now: int) -> Iterator[Row]:
+        """Every live row in (group, key) order, as one consistent snapshot. The caller holds
+        :attr:`lock` until the iterator is exhausted or closed."""
+
+    # -- writes (caller holds lock) -------------------------------------------------------------
+    def put(self, group: str, key: str, value: str, expires: int | None) -> None:
+        """Insert or replace one row."""
+
+    def put_many(self, rows: Iterable[tuple[str, str, str, int | None]]) -> None:
+        """Insert or replace every ``(group, key, value, expires)``, inside the caller's
+        transaction."""
+
+    def delete(self, group: str, key: str) -> bool:
+        """Remove one row; True when there was one."""
+
+    def delete_expired(self, group: str, key: str, now: int) -> bool:
+        """Remove the row only if it has expired by ``now`` (the lazy delete)."""
+
+    def delete_group(self, group: str) -> bool:
+        """Remove every row of ``group``; True when there was one."""
+
+    def delete_range(self, lo: str, hi: str | bytes) -> list[str]:
+        """Remove every row of the range; the group of each removed row."""
+
+    def purge(self, lo: str, hi: str | bytes, now: int) -> list[tuple[str, str]]:
+        """Remove the rows of the range expired by ``now``; their (group, key)."""
+
+    # -- quota support --------------------------------------------------------------------------
+    def row_size(self, group: str, key: str) -> tuple[int, Any] | None:
+        """``(UTF-8 bytes of key + value, expires)`` of the row, or ``None``."""
+
+    def range_totals(self, lo: str, hi: str | bytes, now: int) -> list[Totals]:
+        """Per group of the range: live rows and their UTF-8 bytes."""
+
+    def range_expiring(self, lo: str, hi: str | bytes, now: int) -> list[tuple[str, str, int, int]]:
+        """``(group, key, size, expires)`` of the live rows of the range that have an expiry."""
+
+    def version(self) -> object:
+        """A token that changes whenever another connection may have committed a change;
+        caches of the data are valid while it stays equal."""
+
+    def lock_namespace(self, namespace: str) -> None:
+        """Inside a transaction: keep other connections from changing ``namespace`` until it
+        ends (for an atomic quota check). A no-op where a write transaction excludes others."""
+
+    # -- transactions (caller holds lock) -------------------------------------------------------
+    depth: int  # open levels in the calling thread: 0 outside a transaction
+
+    def begin(self) -> None:
+        """Open a level: the outermost starts a write transaction, inner ones a savepoint."""
+
+    def commit(self) -> None:
+        """Close the innermost level. Raises :class:`DatabaseError` (after rolling the level
+        back) when the level was poisoned or the commit failed."""
+
+    def rollback(self) -> None:
+        """Undo the innermost level. Never raises for a transaction the database already
+        ended."""
+
+
+def open_engine(target: str | os.PathLike[str], options: EngineOptions) -> Engine:
+    """The engine for ``target``: a path or ``":memory:"`` is SQLite."""
+    from . import sqlite
+
+    return sqlite.SQLiteEngine(os.fsdecode(os.fspath(target)), options)

@@ -1,0 +1,379 @@
+"""The SQLite engine: one APSW connection, go-store's file format, batch group reads.
+
+The one connection is shared by every thread of a Store and serialised by :attr:`lock`, an
+``RLock``: reads take it themselves, writes and transaction control run with the caller
+holding it, and a transaction holds it from ``begin()`` to its ``commit()``/``rollback()``, so
+other threads wait for it and the owning thread's own calls join it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apsw
+
+from .._accel import decode_group, decode_pairs
+from .._types import KeyValue
+from . import DatabaseError, EngineOptions, Row, Totals
+from . import sqlite_schema as sql
+
+__all__ = ("SQLiteEngine",)
+
+_NOT_UTF8 = "a stored group, key or value is not valid UTF-8"
+
+
+class SQLiteEngine:
+    """:class:`~gostore.engine.Engine` on one APSW connection."""
+
+    def __init__(self, path: str, options: EngineOptions) -> None:
+        self.target = path
+        self.shared = path != sql.MEMORY
+        self.lock = threading.RLock()
+        self.depth = 0
+        self._busy_timeout = options.busy_timeout
+        try:
+            self._conn = sql.connect(path, options.busy_timeout, options.synchronous)
+        except sql.SchemaError as exc:
+            raise DatabaseError(f"cannot open {path!r}: {exc}") from exc
+        except apsw.Error as exc:
+            raise DatabaseError(f"cannot open {path!r}: {self._reason(exc)}") from exc
+        self._busy_handler = sql.BusyWaiter(options.busy_timeout)
+        self._conn.set_busy_handler(self._busy_handler)
+        self._cur = self._conn.cursor()
+        # Bound once: the hot paths call it on every operation. Swapped for _refuse while the
+        # open transaction is poisoned, and after close or fork.
+        self._execute: Any = self._cur.execute
+        self._memory = path == sql.MEMORY
+        # NOTE: the batch reads join UTF-8 bytes with 0xFF; a UTF-16 database returns UTF-16
+        # bytes from the same SQL, so such a file is read row by row.
+        encoding = self._conn.execute("PRAGMA encoding").fetchall()[0][0]
+        self._batch = str(encoding).upper() == "UTF-8"
+        self._poisoned_at = 0  # the transaction level a failure poisoned (0: none)
+        self._poison: DatabaseError | None = None
+
+    # -- failures -------------------------------------------------------------------------------
+    def _reason(self, exc: BaseException) -> str:
+        return _reason(exc, self._busy_timeout)
+
+    def _fail(self, exc: apsw.Error) -> DatabaseError:
+        """Map ``exc``; inside a transaction, poison it (see the engine protocol)."""
+        error = DatabaseError(self._reason(exc), busy=isinstance(exc, apsw.BusyError))
+        if self.depth and not self._poisoned_at:
+            # SQLite may have rolled back the whole transaction (SQLITE_FULL, IOERR, NOMEM...):
+            # then autocommit is back on and every savepoint is gone.
+            lost = self._conn.getautocommit()
+            self._poisoned_at = 1 if lost else self.depth
+            self._poison = error
+            self._execute = self._refuse
+        return error
+
+    def _refuse(self, *args: object) -> Any:
+        poison = self._poison
+        if poison is None:
+            raise DatabaseError("the database is closed")
+        raise DatabaseError(
+            "the transaction failed earlier and will be rolled back "
+            f"(first failure: {poison.reason}); leave the transaction block"
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self.lock:
+            self._poison = None
+            self._execute = self._refuse
+            self._conn.close()
+
+    def abandon(self) -> None:
+        # NOTE: never close the parent's connection from a child: closing releases locks the
+        # parent relies on. Keep it referenced (so it is not finalised either) and refuse use.
+        _INHERITED.append(self._conn)
+        self.lock = threading.RLock()  # the parent's may have been held at fork time
+        self._poison = None
+        self._execute = self._refuse
+
+    # -- single-key reads -----------------------------------------------------------------------
+    def get(self, group: str, key: str) -> tuple[Any, Any] | None:
+        row = None
+        lock = self.lock
+        lock.acquire()
+        try:
+            if self._memory:
+                # In memory no other connection exists, so leaving the statement after its one
+                # row holds nothing back; the next execute resets it.
+                for row in self._execute(sql.GET, (group, key)):  # noqa: B007
+                    break
+            else:
+                # NOTE: on a file, run the statement to its end: an unfinished SELECT keeps a
+                # read snapshot open, which stops WAL checkpoints until the next call.
+                for row in self._execute(sql.GET, (group, key)):  # noqa: B007
+                    pass
+        except apsw.Error as exc:
+            raise self._fail(exc) from exc
+        except UnicodeDecodeError as exc:  # TEXT written by another program
+            raise DatabaseError(_NOT_UTF8) from exc
+        finally:
+            lock.release()
+        return row
+
+    def exists(self, group: str, key: str, now: int) -> bool:
+        return bool(self._fetch(sql.EXISTS, (group, key, now)))
+
+    def get_many(self, group: str, keys: list[str], now: int) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self.lock:
+            try:
+                for key in keys:
+                    rows = self._execute(sql.GET_MANY_ROW, (group, key, now)).fetchall()
+                    if rows:
+                        found[key] = _text(rows[0][0], key)
+            except apsw.Error as exc:
+                raise self._fail(exc) from exc
+            except UnicodeDecodeError as exc:
+                raise DatabaseError(_NOT_UTF8) from exc
+        return found
+
+    def _fetch(self, statement: str, args: tuple[Any, ...]) -> list[Any]:
+        with self.lock:
+            try:
+                return self._execute(statement, args).fetchall()  # type: ignore[no-any-return]
+            except apsw.Error as exc:
+                raise self._fail(exc) from exc
+            except UnicodeDecodeError as exc:  # TEXT written by another program
+                raise DatabaseError(_NOT_UTF8) from exc
+
+    # -- group and prefix reads -----------------------------------------------------------------
+    def count(self, group: str, now: int) -> int:
+        return int(self._fetch(sql.COUNT, (group, now))[0][0])
+
+    def count_range(self, lo: str, hi: str | bytes, now: int) -> int:
+        return int(self._fetch(sql.COUNT_PREFIX, (lo, hi, now))[0][0])
+
+    def entries(self, group: str, now: int) -> dict[str, str]:
+        found: dict[str, str] | None = self._batched(sql.GROUP_BLOB, (group, now), decode_group)
+        if found is None:
+            rows = self._fetch(sql.GROUP_ROWS, (group, now))
+            found = {_text(k, k): _text(v, k) for k, v in rows}
+        return found
+
+    def page(self, group: str, now: int, limit: int, offset: int) -> list[KeyValue]:
+        return self._page(sql.PAGE_OFFSET_BLOB, sql.PAGE_OFFSET_ROWS, (group, now, limit, offset))
+
+    def page_after(self, group: str, after: str, now: int, limit: int) -> list[KeyValue]:
+        return self._page(sql.PAGE_AFTER_BLOB, sql.PAGE_AFTER_ROWS, (group, after, now, limit))
+
+    def _page(self, blob_sql: str, rows_sql: str, args: tuple[Any, ...]) -> list[KeyValue]:
+        page: list[KeyValue] | None = self._batched(blob_sql, args, _decode_pairs)
+        if page is None:
+            page = [KeyValue(_text(k, k), _text(v, k)) for k, v in self._fetch(rows_sql, args)]
+        return page
+
+    def _batched(self, statement: str, args: tuple[Any, ...], decode: Any) -> Any:
+        """The rows of one batch statement decoded in one step, or ``None`` when they must be
+        read row by row: a UTF-16 file, a row that is not text, or a batch over SQLite's
+        length limit (a group of very large values)."""
+        if not self._batch:
+            return None
+        with self.lock:
+            try:
+                count, text, keys, values = self._execute(statement, args).fetchall()[0]
+            except apsw.TooBigError:
+                return None
+            except apsw.Error as exc:
+                raise self._fail(exc) from exc
+        if count != text:
+            return None
+        try:
+            return decode(count, keys, values)
+        except UnicodeDecodeError as exc:
+            raise DatabaseError(_NOT_UTF8) from exc
+
+    def groups_page(
+        self, lo: str, hi: str | bytes, after: str | None, now: int, limit: int
+    ) -> list[str]:
+        if after is None:
+            rows = self._fetch(sql.GROUPS_FIRST, (lo, hi, lo, now, limit))
+        else:
+            rows = self._fetch(sql.GROUPS_AFTER, (lo, hi, after, now, limit))
+        return [_text(row[0], None) for row in rows]
+
+    def dump(self, now: int) -> Iterator[Row]:
+        # Its own cursor: the caller holds the lock until the iterator ends, and the store's
+        # cursor stays free for the caller's other calls in between.
+        try:
+            for group, key, value, expires in self._conn.cursor().execute(sql.EXPORT, (now,)):
+                yield Row(_text(group, key), _text(key, key), _text(value, key), expires)
+        except apsw.Error as exc:
+            raise self._fail(exc) from exc
+        except UnicodeDecodeError as exc:
+            raise DatabaseError(_NOT_UTF8) from exc
+
+    # -- writes ---------------------------------------------------------------------------------
+    def put(self, group: str, key: str, value: str, expires: int | None) -> None:
+        try:
+            self._execute(sql.SET, (group, key, value, expires))
+        except apsw.Error as exc:
+            raise self._fail(exc) from exc
+
+    def put_many(self, rows: Iterable[tuple[str, str, str, int | None]]) -> None:
+        if self._poison is not None:
+            self._refuse()
+        try:
+            self._cur.executemany(sql.SET, rows)
+        except apsw.Error as exc:
+            raise self._fail(exc) from exc
+
+    def _changed(self, statement: str, args: tuple[Any, ...]) -> bool:
+        try:
+            self._execute(statement, args)
+        except apsw.Error as exc:
+            raise self._fail(exc) from exc
+        return self._conn.changes() > 0
+
+    def delete(self, group: str, key: str) -> bool:
+        return self._changed(sql.DELETE, (group, key))
+
+    def delete_expired(self, group: str, key: str, now: int) -> bool:
+        if self.depth or not self.shared:
+            return self._changed(sql.DELETE_EXPIRED_KEY, (group, key, now))
+        # NOTE: the lazy delete is a courtesy of a read: it must not make the read wait for
+        # another connection's write lock, so it tries once (the purge removes the row later).
+        self._conn.set_busy_handler(None)
+        try:
+            return self._changed(sql.DELETE_EXPIRED_KEY, (group, key, now))
+        finally:
+            self._conn.set_busy_handler(self._busy_handler)
+
+    def delete_group(self, group: str) -> bool:
+        return self._changed(sql.DELETE_GROUP, (group,))
+
+    def delete_range(self, lo: str, hi: str | bytes) -> list[str]:
+        return [row[0] for row in self._fetch(sql.DELETE_PREFIX_RETURNING, (lo, hi))]
+
+    def purge(self, lo: str, hi: str | bytes, now: int) -> list[tuple[str, str]]:
+        return [(g, k) for g, k in self._fetch(sql.PURGE_RANGE_RETURNING, (lo, hi, now))]
+
+    # -- quota support --------------------------------------------------------------------------
+    def row_size(self, group: str, key: str) -> tuple[int, Any] | None:
+        rows = self._fetch(sql.ROW_SIZE, (group, key))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def range_totals(self, lo: str, hi: str | bytes, now: int) -> list[Totals]:
+        return [Totals(*row) for row in self._fetch(sql.NAMESPACE_TOTALS, (lo, hi, now))]
+
+    def range_expiring(self, lo: str, hi: str | bytes, now: int) -> list[tuple[str, str, int, int]]:
+        return [tuple(row) for row in self._fetch(sql.NAMESPACE_EXPIRING, (lo, hi, now))]
+
+    def version(self) -> object:
+        if self._memory:  # nothing else can write an in-memory database
+            return None
+        return self._fetch(sql.DATA_VERSION, ())[0][0]
+
+    def lock_namespace(self, namespace: str) -> None:
+        """BEGIN IMMEDIATE already keeps every other connection from writing."""
+
+    # -- transactions ---------------------------------------------------------------------------
+    def begin(self) -> None:
+        self.lock.acquire()  # held until this level's commit() or rollback()
+        try:
+            if self.depth == 0:
+                self._execute(sql.BEGIN)
+            else:
+                self._execute(f"SAVEPOINT gostore_{self.depth}")
+        except apsw.Error as exc:
+            self.lock.release()
+            raise self._fail(exc) from exc
+        except BaseException:
+            self.lock.release()
+            raise
+        self.depth += 1
+
+    def commit(self) -> None:
+        if self._poisoned_at:
+            poison = self._poison
+            self.rollback()
+            raise DatabaseError(
+                "the transaction was rolled back because a statement in it failed"
+                + (f" ({poison.reason})" if poison is not None else "")
+            )
+        level = self.depth
+        try:
+            if level > 1:
+                self._execute(f"RELEASE gostore_{level - 1}")
+            else:
+                self._execute(sql.COMMIT)
+        except apsw.Error as exc:
+            error = self._fail(exc)
+            self.rollback()
+            raise error from exc
+        self.depth = level - 1
+        self.lock.release()
+
+    def rollback(self) -> None:
+        level = self.depth
+        try:
+            lost = self._conn.getautocommit()  # SQLite already ended the whole transaction
+            if not lost:
+                if level > 1:
+                    self._cur.execute(f"ROLLBACK TO gostore_{level - 1}")
+                    self._cur.execute(f"RELEASE gostore_{level - 1}")
+                else:
+                    self._cur.execute(sql.ROLLBACK)
+        except apsw.Error:
+            # The level cannot be undone on its own: the whole transaction must go.
+            self._poisoned_at = 1
+            if level == 1 and not self._conn.getautocommit():
+                raise
+        finally:
+            self.depth = level - 1
+            if self._poisoned_at >= level:  # the failed level is undone: usable again
+                self._poisoned_at = 0
+                self._poison = None
+                self._execute = self._cur.execute
+            self.lock.release()
+
+
+_INHERITED: list[apsw.Connection] = []  # connections inherited through fork(), never closed
+
+
+def _decode_pairs(count: int, keys: bytes | None, values: bytes | None) -> list[KeyValue] | None:
+    return decode_pairs(count, keys, values, KeyValue)
+
+
+def _text(value: object, key: object) -> str:
+    """A stored value as ``str``; rows written by other programs may hold BLOBs or NULLs."""
+    if type(value) is str:
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DatabaseError(_where("a stored BLOB is not valid UTF-8", key)) from None
+    raise DatabaseError(_where(f"a stored value is {type(value).__name__}, not text", key))
+
+
+def _where(reason: str, key: object) -> str:
+    return reason if key is None or not isinstance(key, str) else f"{reason} (key {key[:60]!r})"
+
+
+def _reason(exc: BaseException, busy_timeout: float | None = None) -> str:
+    """A plain-words reason for an APSW failure (the APSW exception stays chained)."""
+    if isinstance(exc, apsw.BusyError):
+        waited = f" after waiting {busy_timeout:g} s" if busy_timeout is not None else ""
+        return f"the database is locked by another connection{waited} (SQLITE_BUSY)"
+    if isinstance(exc, apsw.FullError):
+        return "the disk or database is full (SQLITE_FULL)"
+    if isinstance(exc, apsw.ReadOnlyError):
+        return "the database is read-only (SQLITE_READONLY)"
+    if isinstance(exc, apsw.CantOpenError):
+        return f"cannot open the database file ({exc})"
+    if isinstance(exc, apsw.NotADBError):
+        return "the file is not a SQLite database (SQLITE_NOTADB)"
+    if isinstance(exc, apsw.CorruptError):
+        return "the database file is corrupt (SQLITE_CORRUPT)"
+    if isinstance(exc, apsw.TooBigError):
+        return "a string or blob is larger than SQLite's length limit (SQLITE_TOOBIG)"
+    if isinstance(exc, apsw.ConnectionClosedError):
+        return "the database is closed"
+    return f"SQLite error {type(exc).__name__}: {exc}"
