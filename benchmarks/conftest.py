@@ -1,4 +1,4 @@
-"""pytest-benchmark fixtures for the go-store comparison (SPEC section 9).
+"""pytest-benchmark fixtures for the go-store comparison.
 
 Run explicitly, never as part of the test suite (``testpaths`` is ``tests``)::
 
@@ -7,7 +7,7 @@ Run explicitly, never as part of the test suite (``testpaths`` is ``tests``)::
     (cd benchmarks/go && go run . -json > ../../go.jsonl)
     python benchmarks/compare.py --compiled compiled.json --pure pure.json --go go.jsonl
 
-The workloads come from ``gostore._bench_workloads``, so these numbers and ``gostore bench``
+The workloads come from ``gostore.bench.workloads``, so these numbers and ``gostore bench``
 measure the same thing. ``GOSTORE_BENCH_SYNC`` (full, normal, off) sets the synchronous level
 and ``GOSTORE_BENCH_ROUNDS`` the rounds per benchmark (default 15).
 """
@@ -21,7 +21,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import gostore
-from gostore import _bench_workloads
+from gostore.bench import workloads
 
 SYNCHRONOUS = os.environ.get("GOSTORE_BENCH_SYNC", "full").strip().lower()
 ROUNDS = int(os.environ.get("GOSTORE_BENCH_ROUNDS", "15"))
@@ -44,9 +44,9 @@ def run_workload(benchmark: BenchmarkFixture) -> Runner:
     """
 
     def run(name: str, impl: str) -> None:
-        workload = _bench_workloads.cases(SYNCHRONOUS)[name]
+        workload = workloads.cases(SYNCHRONOUS)[name]
         level = workload.sync or SYNCHRONOUS
-        instance = workload.make(impl, _bench_workloads.Config(level))
+        instance = workload.make(impl, workloads.Config(level))
         ops = workload.pytest_ops
         if instance.batch:
             ops = min(ops, instance.batch)

@@ -11,15 +11,15 @@ from collections.abc import Callable
 
 import pytest
 
-from gostore import _bench_workloads
+from gostore.bench import workloads
 
 Runner = Callable[[str, str], None]  # the run_workload fixture (conftest.py)
 SYNCHRONOUS = os.environ.get("GOSTORE_BENCH_SYNC", "full").strip().lower()
 
 
 def _rows() -> list[str]:
-    rows = _bench_workloads.cases(SYNCHRONOUS)
-    return [name for name in rows if name.split("[")[0] in _bench_workloads.DURABILITY]
+    rows = workloads.cases(SYNCHRONOUS)
+    return [name for name in rows if name.split("[")[0] in workloads.DURABILITY]
 
 
 @pytest.mark.benchmark(group="durability")

@@ -5,7 +5,6 @@ The subprocess inherits GOSTORE_PURE, so the whole file runs in both modes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pty
@@ -427,12 +426,12 @@ def test_export_into_a_closed_pipe_stops_quietly(db_path: Path) -> None:
 # -- bench ----------------------------------------------------------------------------------------
 FAKE_BENCH = """
 import sys, types
-fake = types.ModuleType("gostore._bench")
+fake = types.ModuleType("gostore.bench")
 def fake_main(argv):
     print("bench got", argv)
     return 7
 fake.main = fake_main
-sys.modules["gostore._bench"] = fake
+sys.modules["gostore.bench"] = fake
 from gostore.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -451,16 +450,13 @@ def test_other_commands_do_not_import_the_benchmark_module(db_path: Path) -> Non
     code = (
         "import sys\nfrom gostore.cli import main\n"
         f"assert main(['--db', {str(db_path)!r}, 'set', 'g', 'k', 'v']) == 0\n"
-        "assert 'gostore._bench' not in sys.modules\n"
+        "assert 'gostore.bench' not in sys.modules\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("gostore._bench") is None, reason="gostore._bench not written yet"
-)
 def test_bench_help_comes_from_the_benchmark_module() -> None:
     result = run("bench", "--help")
     assert result.returncode == 0, result.stderr

@@ -513,11 +513,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     # Imported here: the benchmark module is large and optional; every other command works
     # without it.
     try:
-        from . import _bench
+        from . import bench
     except ImportError as exc:
-        raise CliError(f"bench: cannot load gostore._bench: {exc}", EXIT_STORE) from exc
+        raise CliError(f"bench: cannot load gostore.bench: {exc}", EXIT_STORE) from exc
     try:
-        code = _bench.main(args.rest)
+        code = bench.main(args.rest)
     except SystemExit as exc:  # the benchmark's own argument parser
         return _exit_code(exc.code)
     return code if isinstance(code, int) else EXIT_OK
