@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -235,7 +236,7 @@ def test_expires_at_that_is_a_real_number_counts_as_milliseconds(
 
 
 # -- files gostore must refuse without touching them -----------------------------------------
-def _snapshot(path: Path) -> tuple[list[object], dict[str, list[object]]]:
+def _snapshot(path: Path) -> tuple[list[Any], dict[str, list[Any]]]:
     """The schema and every table's rows, read with APSW directly."""
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
@@ -243,13 +244,13 @@ def _snapshot(path: Path) -> tuple[list[object], dict[str, list[object]]]:
             "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name"
         ).fetchall()
         rows = {
-            name: conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid').fetchall()
+            str(name): list(conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid').fetchall())
             for (kind, name, _, _) in schema
             if kind == "table"
         }
     finally:
         conn.close()
-    return list(schema), {k: list(v) for k, v in rows.items()}
+    return list(schema), rows
 
 
 def _digest(path: Path) -> str:
