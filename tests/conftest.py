@@ -3,7 +3,9 @@ test_speedups.py also compares both implementations side by side in one run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -116,3 +118,34 @@ def speedups(request: pytest.FixtureRequest) -> object:
     if request.param is None:
         pytest.fail("GOSTORE_REQUIRE_SPEEDUPS=1 but gostore._speedups is not built")
     return request.param
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``mount``'s syntax, e.g. "1m") at ``where``, unmounted afterwards.
+
+    Skips the test when mounting is impossible (it needs root): a full disk or a read-only
+    filesystem cannot be made any other way as root, since root ignores file permissions.
+    """
+    where.mkdir(parents=True, exist_ok=True)
+    try:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command on this machine")
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
+
+
+def remount_read_only(where: Path) -> None:
+    """Make a tmpfs from :func:`mounted_tmpfs` read-only; skips the test when that fails."""
+    result = subprocess.run(["mount", "-o", "remount,ro", str(where)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {result.stderr.decode().strip()}")
