@@ -88,8 +88,8 @@ def test_non_positive_ttl_stores_an_already_expired_row(
         file_store.get("g", "k")
 
 
-@pytest.mark.parametrize("ttl", [math.nan, math.inf, -math.inf, 1e300, -1e300])
-def test_non_finite_or_huge_ttl_raises_value_error_and_writes_nothing(
+@pytest.mark.parametrize("ttl", [math.nan, math.inf, -math.inf, 1e300])
+def test_non_finite_or_huge_positive_ttl_raises_value_error_and_writes_nothing(
     store: Store, ttl: float
 ) -> None:
     store.set("g", "k", "before")

@@ -74,10 +74,14 @@ def expiry_ms(op: str, ttl: object, now: int) -> int:
     # Exact int and float first: the common case costs two identity tests (set_with_ttl's path).
     if kind is float:
         if not -_MAX_SECONDS < ttl < _MAX_SECONDS:  # type: ignore[operator]
+            if ttl <= 0 and ttl != -math.inf:  # type: ignore[operator]
+                return _LONG_AGO  # any ttl <= 0 means "already expired", however far below
             raise _bad_float(op, ttl)
         return now + math.floor(ttl * 1000)  # type: ignore[operator]
     if kind is int:
         expires = now + ttl * 1000  # type: ignore[operator]
+        if expires < _LONG_AGO:
+            return _LONG_AGO
     elif isinstance(ttl, timedelta):
         # timedelta is exact to the microsecond; integer arithmetic keeps it so.
         micros = ttl.days * 86_400_000_000 + ttl.seconds * 1_000_000 + ttl.microseconds
@@ -93,6 +97,7 @@ def expiry_ms(op: str, ttl: object, now: int) -> int:
 
 # A float TTL within this many seconds keeps the expiry inside int64 milliseconds.
 _MAX_SECONDS = 9.2e15
+_LONG_AGO = 0  # the expiry stored for a TTL too far below zero to represent: the Unix epoch
 
 
 def _bad_float(op: str, ttl: object) -> ValueError:

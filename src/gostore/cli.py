@@ -473,6 +473,8 @@ def _parse_line(raw: bytes, number: int) -> Row | None:
         entry: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:  # an entry is one flat object; a line nested this deep is not one
+        raise ValueError("invalid JSON: nested too deeply to be an entry") from None
     if not isinstance(entry, dict):
         raise ValueError(f"expected a JSON object, got {_json_type(entry)}")
     for field in entry:

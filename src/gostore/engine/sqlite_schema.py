@@ -187,12 +187,14 @@ def _plan(cursor: apsw.Cursor) -> tuple[bool, bool, bool]:
             )
         # NOTE: entries' NOT NULL columns would make INSERT OR IGNORE drop these rows silently.
         nulls = cursor.execute(
-            "SELECT COUNT(*) FROM kv WHERE grp IS NULL OR key IS NULL OR value IS NULL"
-        ).fetchall()[0][0]
+            "SELECT grp, key FROM kv WHERE grp IS NULL OR key IS NULL OR value IS NULL LIMIT 6"
+        ).fetchall()
         if nulls:
+            shown = ", ".join(f"({g!r}, {k!r})" for g, k in nulls[:5])
             raise SchemaError(
-                f"its legacy table 'kv' has {nulls} row(s) with a NULL grp, key or value, which "
-                "the migration would lose; fix or delete them, then open it again"
+                "its legacy table 'kv' has rows with a NULL grp, key or value, which the "
+                f"migration would lose: (grp, key) = {shown}{', ...' if len(nulls) > 5 else ''}; "
+                "fix or delete them, then open it again"
             )
     return not entries_cols, bool(entries_cols) and "expires_at" not in entries_cols, has_legacy
 
