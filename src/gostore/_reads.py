@@ -15,6 +15,7 @@ import apsw
 
 from . import _schema as sql
 from ._accel import decode_group, decode_pairs
+from ._render import RenderLimits
 from ._render import render as _render
 from ._types import KeyValue, check_text, go_fields, go_split, now_ms, prefix_range
 from .errors import StoreError
@@ -193,14 +194,17 @@ class GroupReads:
         check_text("store.get_fields", group=group, key=key)
         return iter(go_fields(self.get(group, key)))
 
-    def render(self, template: str, group: str, *, strict: bool = False) -> str:
+    def render(
+        self, template: str, group: str, *, strict: bool = False, limits: RenderLimits | None = None
+    ) -> str:
         """Render a Jinja2 template (sandboxed) with the group's live entries as variables.
 
         :param strict: a missing variable raises :class:`TemplateError` instead of rendering "".
-        :raises TemplateError: syntax or runtime template errors.
+        :param limits: bounds on the render's work and output; None: ``RenderLimits()``.
+        :raises TemplateError: syntax or runtime template errors, or a limit exceeded.
         """
         check_text("store.render", template=template, group=group)
-        return _render("store.render", template, group, self.get_all(group), strict)
+        return _render("store.render", template, group, self.get_all(group), strict, limits)
 
     def get_many(self, group: str, keys: list[str] | tuple[str, ...]) -> dict[str, str]:
         """The live entries among ``keys`` (absent and expired keys are left out)."""
