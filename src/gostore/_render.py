@@ -160,6 +160,10 @@ class _Budget:
         Containers are walked once per distinct object, so a list holding one big list a
         million times costs a million steps, not a million copies; the deadline is checked as
         the walk goes."""
+        if isinstance(value, (str, bytes)):
+            return len(value)
+        if not isinstance(value, _CONTAINERS):
+            return value.bit_length() // 3 + 2 if isinstance(value, int) else 32
         known: dict[int, int] = {}
         steps = 0
 
@@ -169,8 +173,8 @@ class _Budget:
                 return len(obj)
             if isinstance(obj, int):
                 return obj.bit_length() // 3 + 2  # at least its decimal digits
-            if not isinstance(obj, (list, tuple, set, frozenset, dict, _NAMESPACE_TYPES)):
-                return 32  # numbers, None, Undefined, cyclers, loops...: short reprs
+            if not isinstance(obj, _CONTAINERS):
+                return 32  # floats, None, Undefined, cyclers, loops...: short reprs
             key = id(obj)
             if key in known:
                 return known[key]
@@ -181,8 +185,10 @@ class _Budget:
             if isinstance(obj, dict):
                 items: Iterable[object] = (x for pair in obj.items() for x in pair)
                 size = 4 * len(obj)
-            elif isinstance(obj, (list, tuple, set, frozenset)):
-                items, size = obj, 2 * len(obj)
+            elif isinstance(obj, _ITEMS_VIEW):
+                items, size = (x for pair in obj for x in pair), 4 * len(obj) + 12
+            elif isinstance(obj, (list, tuple, set, frozenset, *_DICT_VIEWS)):
+                items, size = obj, 2 * len(obj) + 12
             else:  # jinja2's Namespace prints its attributes' dict
                 items, size = [_namespace_attributes(obj)], 12
             for item in items:
@@ -193,8 +199,11 @@ class _Budget:
         return walk(value)
 
 
-# Filled in with jinja2.utils.Namespace when jinja2 is imported, by _environment().
-_NAMESPACE_TYPES: tuple[type, ...] = ()
+_ITEMS_VIEW: type = type({}.items())
+_DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), _ITEMS_VIEW)
+# Values whose text can be far larger than their memory, as they may repeat one big item;
+# jinja2's Namespace is added when jinja2 is imported, by _environment().
+_CONTAINERS: tuple[type, ...] = (list, tuple, set, frozenset, dict, *_DICT_VIEWS)
 
 
 def _namespace_attributes(namespace: object) -> dict[str, Any]:
@@ -459,8 +468,9 @@ def _environment(strict: bool) -> jinja2.Environment:
     import jinja2.utils
     import markupsafe
 
-    global _NAMESPACE_TYPES
-    _NAMESPACE_TYPES = (jinja2.utils.Namespace,)
+    global _CONTAINERS
+    if jinja2.utils.Namespace not in _CONTAINERS:
+        _CONTAINERS = (*_CONTAINERS, jinja2.utils.Namespace)
     nodes = jinja2.nodes
 
     class _CodeGenerator(jinja2.compiler.CodeGenerator):
@@ -588,8 +598,9 @@ def _environment(strict: bool) -> jinja2.Environment:
             return "".join(parts)
 
     def finalize(value: Any) -> Any:
-        # Every {{ expression }} passes here before it is turned into text.
-        if type(value) is not str:
+        # Every {{ expression }} passes here before it is turned into text; only containers
+        # can print much longer than they are (other values are sized where they are made).
+        if type(value) is not str and isinstance(value, _CONTAINERS):
             budget = _budget()
             budget.check_text(budget.weight(value), "an expression's text")
         return value
