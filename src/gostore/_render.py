@@ -23,7 +23,7 @@ import functools
 import math
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, ItemsView, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import TemplateError
@@ -187,7 +187,9 @@ class _Budget:
                 size = 4 * len(obj)
             elif isinstance(obj, _ITEMS_VIEW):
                 items, size = (x for pair in obj for x in pair), 4 * len(obj) + 12
-            elif isinstance(obj, (list, tuple, set, frozenset, *_DICT_VIEWS)):
+            elif isinstance(obj, (list, tuple, set, frozenset)):
+                items, size = obj, 2 * len(obj) + 12
+            elif isinstance(obj, _DICT_VIEWS):
                 items, size = obj, 2 * len(obj) + 12
             else:  # jinja2's Namespace prints its attributes' dict
                 items, size = [_namespace_attributes(obj)], 12
@@ -199,8 +201,8 @@ class _Budget:
         return walk(value)
 
 
-_ITEMS_VIEW: type = type({}.items())
-_DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), _ITEMS_VIEW)
+_ITEMS_VIEW: type[ItemsView[Any, Any]] = type({}.items())
+_DICT_VIEWS: tuple[type[Collection[Any]], ...] = (type({}.keys()), type({}.values()), _ITEMS_VIEW)
 # Values whose text can be far larger than their memory, as they may repeat one big item;
 # jinja2's Namespace is added when jinja2 is imported, by _environment().
 _CONTAINERS: tuple[type, ...] = (list, tuple, set, frozenset, dict, *_DICT_VIEWS)
