@@ -169,6 +169,9 @@ class _Budget:
 
         def walk(obj: object) -> int:
             nonlocal steps
+            steps += 1
+            if steps % 4096 == 0:
+                self.check_time()
             if isinstance(obj, (str, bytes)):
                 return len(obj)
             if isinstance(obj, int):
@@ -179,9 +182,6 @@ class _Budget:
             if key in known:
                 return known[key]
             known[key] = 0  # a namespace that holds itself prints as "{...}"
-            steps += 1
-            if steps % 4096 == 0:
-                self.check_time()
             if isinstance(obj, dict):
                 items: Iterable[object] = (x for pair in obj.items() for x in pair)
                 size = 4 * len(obj)
@@ -262,15 +262,18 @@ def _check_add(budget: _Budget, left: object, right: object) -> None:
         budget.check_repeat(budget.weight(left) + budget.weight(right), what)
 
 
-def _percent_widths(template: str, values: object) -> Iterator[int]:
+def _percent_widths(budget: _Budget, template: str, values: object) -> Iterator[int]:
     """The widths and precisions a printf-style ``template % values`` asks for; ``*`` ones are
     read from ``values`` as Python's own parser would."""
     args = values if isinstance(values, tuple) else (values,)
-    index, i, end = 0, 0, len(template)
+    index, i, end, specs = 0, 0, len(template), 0
     while True:
         i = template.find("%", i) + 1
         if i == 0 or i >= end:
             return
+        specs += 1
+        if specs % 4096 == 0:  # a long run of "%%" is read here in Python: mind the time
+            budget.check_time()
         if template[i] == "(":  # a mapping key; Python allows nested parentheses in it
             depth = 0
             while i < end:
@@ -307,7 +310,7 @@ def _percent_widths(template: str, values: object) -> Iterator[int]:
 
 def _check_percent(budget: _Budget, template: str, values: object) -> None:
     size = len(template)
-    for width in _percent_widths(template, values):
+    for width in _percent_widths(budget, template, values):
         budget.check_width(width, "%-formatting")
         size += width
     budget.check_text(size + budget.weight(values), "%-formatting")
@@ -398,6 +401,8 @@ def _check_filter(
             lines = value.count("\n") + 1 if isinstance(value, str) else size
             budget.check_text(size + lines * width, what)
     elif name == "format":
+        if not isinstance(value, str):
+            budget.check_text(budget.weight(value), what)
         _check_percent(budget, str(value), kwargs or args)
     elif name == "replace":
         old, new = arg(0, "old", ""), arg(1, "new", "")
@@ -409,11 +414,14 @@ def _check_filter(
             budget.check_text(len(text) + found * max(len(new) - len(old), 0), what)
         value = text
     elif name == "join":
-        items = list(value)
         separator = arg(0, "d", "")
         sep = len(separator) if isinstance(separator, str) else 32
-        budget.check_text(budget.weight(items) + sep * len(items), what)
-        value = items
+        if isinstance(value, str):  # joins its characters
+            budget.check_text(len(value) * (1 + sep), what)
+        else:
+            items = list(value)
+            budget.check_text(budget.weight(items) + sep * len(items), what)
+            value = items
     elif name == "batch":
         if arg(1, "fill_with", None) is not None and isinstance(arg(0, "linecount", 0), int):
             budget.check_repeat(arg(0, "linecount", 0), what)
