@@ -273,6 +273,9 @@ ESCAPES = [
     "{% set x = a.__class__ %}{{ x }}",
     "{{ a.format.__globals__ }}",
     "{{ a.upper.__self__.__class__ }}",
+    '{{ "{0.__init__.__globals__[os].environ}"|attr("format")(cycler) }}',
+    '{{ "{x.__class__.__mro__}"|attr("format_map")({"x": a}) }}',
+    "{{ '{0.__init__.__globals__}'.format(lipsum) }}",
 ]
 
 

@@ -89,6 +89,31 @@ def test_render_is_sandboxed(config: Store, template: str) -> None:
         config.render(template, "config")
 
 
+# CVE-2025-27516: up to jinja2 3.1.5, |attr("format") handed out str.format itself, outside the
+# sandbox's formatter, and a format field could walk to os.environ.
+ATTR_FORMAT_ESCAPES = [
+    '{{ "{0.__init__.__globals__[os].environ}"|attr("format")(cycler) }}',
+    '{{ ("{0.__init__.__globals__}"|attr("format"))(joiner) }}',
+    '{% set f = "{0.__init__.__globals__[os].environ}"|attr("format") %}{{ f(namespace) }}',
+    '{{ "{x.__init__.__globals__[os].environ}"|attr("format_map")({"x": cycler}) }}',
+]
+
+
+@pytest.mark.parametrize("template", ATTR_FORMAT_ESCAPES)
+def test_attr_format_cannot_reach_the_environment(
+    config: Store, template: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOSTORE_RENDER_CANARY", "canary-value")
+    with pytest.raises(TemplateError) as info:
+        config.render(template, "config")
+    assert "canary-value" not in str(info.value)
+    assert "unsafe" in str(info.value)
+
+
+def test_attr_format_on_a_plain_string_still_formats(config: Store) -> None:
+    assert config.render('{{ "{}-{}"|attr("format")(colour, size) }}', "config") == "blue-10"
+
+
 def test_render_cannot_mutate_entries(config: Store) -> None:
     # The immutable sandbox refuses list/dict mutation helpers.
     with pytest.raises(TemplateError):

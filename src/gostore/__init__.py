@@ -2,6 +2,7 @@
 change events; the Python counterpart of the Go library go-store."""
 
 from ._accel import SPEEDUPS
+from ._render import RenderLimits
 from ._types import KeyValue
 from .errors import (
     InvalidNamespaceError,
@@ -26,6 +27,7 @@ __all__ = (
     "NotFoundError",
     "QuotaConfig",
     "QuotaExceededError",
+    "RenderLimits",
     "SPEEDUPS",
     "ScopedStore",
     "Store",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ._core import Core, core_of
 from ._quota import QuotaConfig, QuotaGuard
+from ._render import RenderLimits
 from ._render import render as _render
 from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
 from .errors import InvalidNamespaceError
@@ -122,11 +123,13 @@ class ScopedStore:
         check_text(op, key=key)
         return iter(go_fields(self._core.get(op, full, key)))
 
-    def render(self, template: str, group: str, *, strict: bool = False) -> str:
+    def render(
+        self, template: str, group: str, *, strict: bool = False, limits: RenderLimits | None = None
+    ) -> str:
         op = "scoped.render"
         full = self._group(op, group)
         check_text(op, template=template)
-        return _render(op, template, full, self._core.get_all(op, full), strict)
+        return _render(op, template, full, self._core.get_all(op, full), strict, limits)
 
     def get_many(self, group: str, keys: list[str] | tuple[str, ...]) -> dict[str, str]:
         return self._core.get_many("scoped.get_many", self._group("scoped.get_many", group), keys)

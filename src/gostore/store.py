@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from ._core import Core
+from ._render import RenderLimits
 from ._render import render as _render
 from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
 from .engine import DatabaseError, EngineOptions, open_engine
@@ -238,15 +239,19 @@ class Store:
         """Like :meth:`groups`, fetched lazily a page at a time."""
         return self._core.groups_iter("store.groups_iter", prefix)
 
-    def render(self, template: str, group: str, *, strict: bool = False) -> str:
+    def render(
+        self, template: str, group: str, *, strict: bool = False, limits: RenderLimits | None = None
+    ) -> str:
         """Render a Jinja2 template (sandboxed) with the group's live entries as variables.
 
         :param strict: a missing variable raises :class:`TemplateError` instead of rendering "".
-        :raises TemplateError: syntax or runtime template errors.
+        :param limits: bounds on the work and output of one render (see :class:`RenderLimits`);
+            ``None`` uses the defaults.
+        :raises TemplateError: syntax or runtime template errors, or a limit was exceeded.
         """
         check_text("store.render", template=template, group=group)
         entries = self._core.get_all("store.render", group)
-        return _render("store.render", template, group, entries, strict)
+        return _render("store.render", template, group, entries, strict, limits)
 
     # -- writes ---------------------------------------------------------------------------------
     def set(self, group: str, key: str, value: str) -> None:

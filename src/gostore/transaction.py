@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from ._render import RenderLimits
 from ._render import render as _render
 from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
 from .errors import StoreError
@@ -109,10 +110,12 @@ class Transaction:
         check_text(op, group=group, key=key)
         return iter(go_fields(self._live(op).get(op, group, key)))
 
-    def render(self, template: str, group: str, *, strict: bool = False) -> str:
+    def render(
+        self, template: str, group: str, *, strict: bool = False, limits: RenderLimits | None = None
+    ) -> str:
         op = "tx.render"
         check_text(op, template=template, group=group)
-        return _render(op, template, group, self._live(op).get_all(op, group), strict)
+        return _render(op, template, group, self._live(op).get_all(op, group), strict, limits)
 
     def get_many(self, group: str, keys: list[str] | tuple[str, ...]) -> dict[str, str]:
         return self._live("tx.get_many").get_many("tx.get_many", group, keys)

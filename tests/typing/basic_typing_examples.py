@@ -47,6 +47,9 @@ def check_store_reads_and_writes(store: Store) -> None:
     assert_type(store.get_split("config", "colour", ","), Iterator[str])
     assert_type(store.get_fields("config", "colour"), Iterator[str])
     assert_type(store.render("{{ colour }}", "config", strict=True), str)
+    limits = gostore.RenderLimits(max_output_chars=1_000, timeout=0.5)
+    assert_type(store.render("{{ colour }}", "config", limits=limits), str)
+    assert_type(limits.max_loop_iterations, int)
     assert_type(store.delete_prefix("sess"), int)
     assert_type(store.purge_expired(), int)
     store.delete("config", "colour")
@@ -63,6 +66,7 @@ def check_store_reads_and_writes(store: Store) -> None:
     store.get("config")  # type: ignore[call-arg]
     store.set_with_ttl("session", "token", "abc", "30")  # type: ignore[arg-type]
     store.render("{{ x }}", "config", strict="yes")  # type: ignore[arg-type]
+    store.render("{{ x }}", "config", limits={"timeout": 1})  # type: ignore[arg-type]
 
 
 def check_open_and_close() -> None:
