@@ -55,10 +55,11 @@ COUNT = f"SELECT COUNT(*) FROM entries WHERE group_name = ? AND {LIVE}"
 # bytes) and fall back to row-by-row reads. One step instead of one per row is what makes
 # get_all faster than iterating an APSW cursor. The unordered form lets SQLite aggregate
 # straight off the primary-key index; the ordered forms walk that index in key order.
-# NOTE: the second column counts the rows whose key and value are both TEXT: a row written by
-# another program may hold a BLOB (which can contain 0xFF) or NULL (which group_concat skips),
-# and either could make the parts line up wrongly; the caller reads such groups row by row.
-_TEXT_ROWS = "IFNULL(SUM(typeof(entry_key) = 'text' AND typeof(entry_value) = 'text'), 0)"
+# NOTE: the second column counts the rows whose key and value are both non-NULL. A row written
+# by another program may hold NULL, which group_concat skips: together with a BLOB holding 0xFF
+# (one part too many) the parts would line up wrongly, so such a group is read row by row. With
+# no NULL, any stray 0xFF makes the part count differ from COUNT(*), which the decoder detects.
+_TEXT_ROWS = "min(COUNT(entry_key), COUNT(entry_value))"
 GROUP_BLOB = (
     f"SELECT COUNT(*), {_TEXT_ROWS}, CAST(group_concat(entry_key, X'FF') AS BLOB), "
     "CAST(group_concat(entry_value, X'FF') AS BLOB) "
