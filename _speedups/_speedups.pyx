@@ -209,3 +209,53 @@ cdef class WatcherIndex:
                     found, self._by_namespace.get(group[:colon]), key, whole_group
                 )
         return _NONE if found is None else found
+
+
+cdef class BoundStatement:
+    """One SQL statement as a single C-level call: ``stmt(*args)`` runs ``execute(sql, args)``
+    (under ``lock`` when one is given) and returns the first row or ``None``.
+
+    ``rows`` picks what is read: 0 nothing (a write), 1 the first row, 2 the first row and then
+    the statement run to its end (on a file, an unfinished SELECT pins a WAL snapshot).
+    An exception that is an instance of ``errors`` is replaced by ``on_error(exc)``, raised from
+    it. ``execute`` may be swapped at any time (a poisoned transaction, a closed store).
+    """
+
+    cdef object _acquire, _release, _sql, _errors, _on_error
+    cdef int _rows
+    cdef public object execute
+
+    def __init__(self, execute, sql, int rows, errors, on_error, lock=None):
+        self.execute = execute
+        self._sql = sql
+        self._rows = rows
+        self._errors = errors
+        self._on_error = on_error
+        if lock is None:
+            self._acquire = None
+            self._release = None
+        else:
+            self._acquire = lock.acquire
+            self._release = lock.release
+
+    def __call__(self, *args):
+        cdef object row = None
+        cdef object cursor
+        if self._acquire is not None:
+            self._acquire()
+        try:
+            cursor = self.execute(self._sql, args)
+            if self._rows:
+                for row in cursor:
+                    break
+                if self._rows == 2 and row is not None:
+                    for _ in cursor:
+                        pass
+        except BaseException as exc:
+            if isinstance(exc, self._errors):
+                raise self._on_error(exc) from exc
+            raise
+        finally:
+            if self._release is not None:
+                self._release()
+        return row

@@ -108,7 +108,11 @@ def _pyx_names(source: str) -> set[str]:
     for cls, body in classes:
         names.add(cls)
         names.update(f"{cls}.{m}" for m in re.findall(r"^    def (\w+)\(", body, re.MULTILINE))
-    return {n for n in names if not n.rpartition(".")[2].startswith("_") or n.endswith("__init__")}
+    # Public names and the special methods of public classes (private classes are not stubbed).
+    def public(part: str) -> bool:
+        return not part.startswith("_") or part.endswith("__")
+
+    return {n for n in names if all(public(part) for part in n.split("."))}
 
 
 def _stub_names(source: str) -> set[str]:

@@ -348,8 +348,11 @@ class Core:
         guard: QuotaGuard | None = None,
     ) -> bool:
         """The single-key write path: set ``value`` (``None``: delete). True when a row was
-        written or removed."""
-        self.ready(op)
+        written or removed.
+
+        NOTE: no closed check: a closed engine refuses the statement and ``failure`` names the
+        closed store; this is the hottest write path.
+        """
         callbacks = NO_EVENTS
         hub = self.hub
         lock = self.lock
@@ -361,7 +364,11 @@ class Core:
                 else:
                     if self.ledgers:
                         forget(self.ledgers, group)
-                    changed = self._apply(group, key, value, expires)
+                    if value is None:
+                        changed = self.engine.delete(group, key)
+                    else:
+                        self.engine.put(group, key, value, expires)
+                        changed = True
             except DatabaseError as exc:
                 raise self.failure(op, exc, group, key) from exc.__cause__
             except UnicodeEncodeError:

@@ -25,3 +25,18 @@ class WatcherIndex:
     def remove(self, watcher: Any) -> None: ...
     def match(self, group: str, key: str, whole_group: bool) -> Sequence[Any]:
         """The watchers an event on ``(group, key)`` reaches, each once (``()`` when none)."""
+
+class BoundStatement:
+    """One SQL statement as a single call: ``stmt(*args)`` returns the first row or ``None``."""
+
+    execute: Callable[[str, tuple[Any, ...]], Any]
+    def __init__(
+        self,
+        execute: Callable[[str, tuple[Any, ...]], Any],
+        sql: str,
+        rows: int,
+        errors: type[BaseException] | tuple[type[BaseException], ...],
+        on_error: Callable[[BaseException], BaseException],
+        lock: Any = None,
+    ) -> None: ...
+    def __call__(self, *args: Any) -> Any: ...

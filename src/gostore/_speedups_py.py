@@ -137,3 +137,52 @@ class WatcherIndex:
             if colon:
                 found = self._collect(found, by_namespace.get(namespace), key, whole_group)
         return () if found is None else found
+
+
+class BoundStatement:
+    """One SQL statement as a single call: ``stmt(*args)`` runs ``execute(sql, args)`` (under
+    ``lock`` when one is given) and returns the first row or ``None``.
+
+    ``rows`` picks what is read: 0 nothing (a write), 1 the first row, 2 the first row and then
+    the statement run to its end (on a file, an unfinished SELECT pins a WAL snapshot).
+    An exception that is an instance of ``errors`` is replaced by ``on_error(exc)``, raised from
+    it. ``execute`` may be swapped at any time (a poisoned transaction, a closed store).
+    """
+
+    __slots__ = ("_acquire", "_errors", "_on_error", "_release", "_rows", "_sql", "execute")
+
+    def __init__(
+        self,
+        execute: Callable[[str, tuple[Any, ...]], Any],
+        sql: str,
+        rows: int,
+        errors: type[BaseException] | tuple[type[BaseException], ...],
+        on_error: Callable[[BaseException], BaseException],
+        lock: Any = None,
+    ) -> None:
+        self.execute = execute
+        self._sql = sql
+        self._rows = rows
+        self._errors = errors
+        self._on_error = on_error
+        self._acquire = None if lock is None else lock.acquire
+        self._release = None if lock is None else lock.release
+
+    def __call__(self, *args: Any) -> Any:
+        row = None
+        if self._acquire is not None:
+            self._acquire()
+        try:
+            cursor = self.execute(self._sql, args)
+            if self._rows:
+                for row in cursor:  # noqa: B007
+                    break
+                if self._rows == 2 and row is not None:
+                    for _ in cursor:
+                        pass
+        except self._errors as exc:
+            raise self._on_error(exc) from exc
+        finally:
+            if self._release is not None:
+                self._release()
+        return row

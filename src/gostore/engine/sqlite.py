@@ -14,7 +14,7 @@ from typing import Any
 
 import apsw
 
-from .._accel import decode_group, decode_pairs
+from .._accel import BoundStatement, decode_group, decode_pairs
 from .._types import KeyValue
 from . import DatabaseError, EngineOptions, Row, Totals
 from . import sqlite_schema as sql
@@ -42,16 +42,39 @@ class SQLiteEngine:
         self._busy_handler = sql.BusyWaiter(options.busy_timeout)
         self._conn.set_busy_handler(self._busy_handler)
         self._cur = self._conn.cursor()
-        # Bound once: the hot paths call it on every operation. Swapped for _refuse while the
-        # open transaction is poisoned, and after close or fork.
-        self._execute: Any = self._cur.execute
         self._memory = path == sql.MEMORY
+        self._execute: Any = self._cur.execute
+        self._bind_hot_paths()
         # NOTE: the batch reads join UTF-8 bytes with 0xFF; a UTF-16 database returns UTF-16
         # bytes from the same SQL, so such a file is read row by row.
         encoding = self._conn.execute("PRAGMA encoding").fetchall()[0][0]
         self._batch = str(encoding).upper() == "UTF-8"
         self._poisoned_at = 0  # the transaction level a failure poisoned (0: none)
         self._poison: DatabaseError | None = None
+
+    def _bind_hot_paths(self) -> None:
+        """``get`` and ``put`` are compiled single calls (see ``BoundStatement``), not methods:
+        on the hottest paths a Python call level costs more than the rest of the facade."""
+        mapped = (apsw.Error, UnicodeDecodeError)
+        #: ``get(group, key)``: ``(value, expires)`` of the row, expired or not, or ``None``.
+        #: NOTE: in memory no other connection exists, so leaving the statement after its one
+        #: row holds nothing back; on a file it runs to its end, as an unfinished SELECT keeps a
+        #: read snapshot open, which stops WAL checkpoints until the next call.
+        rows = 1 if self._memory else 2
+        self.get = BoundStatement(self._execute, sql.GET, rows, mapped, self._map, self.lock)
+        #: ``put(group, key, value, expires)``: insert or replace one row (caller holds lock).
+        self.put = BoundStatement(self._execute, sql.SET, 0, mapped, self._map)
+
+    def _use(self, execute: Any) -> None:
+        """Route every statement through ``execute`` (the cursor's, or ``_refuse``)."""
+        self._execute = execute
+        self.get.execute = execute
+        self.put.execute = execute
+
+    def _map(self, exc: BaseException) -> DatabaseError:
+        if isinstance(exc, apsw.Error):
+            return self._fail(exc)
+        return DatabaseError(_NOT_UTF8)  # TEXT written by another program
 
     # -- failures -------------------------------------------------------------------------------
     def _reason(self, exc: BaseException) -> str:
@@ -66,7 +89,7 @@ class SQLiteEngine:
             lost = self._conn.getautocommit()
             self._poisoned_at = 1 if lost else self.depth
             self._poison = error
-            self._execute = self._refuse
+            self._use(self._refuse)
         return error
 
     def _refuse(self, *args: object) -> Any:
@@ -82,7 +105,7 @@ class SQLiteEngine:
     def close(self) -> None:
         with self.lock:
             self._poison = None
-            self._execute = self._refuse
+            self._use(self._refuse)
             self._conn.close()
 
     def abandon(self) -> None:
@@ -92,31 +115,9 @@ class SQLiteEngine:
         self.lock = threading.RLock()  # the parent's may have been held at fork time
         self._poison = None
         self._execute = self._refuse
+        self._bind_hot_paths()
 
     # -- single-key reads -----------------------------------------------------------------------
-    def get(self, group: str, key: str) -> tuple[Any, Any] | None:
-        row = None
-        lock = self.lock
-        lock.acquire()
-        try:
-            if self._memory:
-                # In memory no other connection exists, so leaving the statement after its one
-                # row holds nothing back; the next execute resets it.
-                for row in self._execute(sql.GET, (group, key)):  # noqa: B007
-                    break
-            else:
-                # NOTE: on a file, run the statement to its end: an unfinished SELECT keeps a
-                # read snapshot open, which stops WAL checkpoints until the next call.
-                for row in self._execute(sql.GET, (group, key)):  # noqa: B007
-                    pass
-        except apsw.Error as exc:
-            raise self._fail(exc) from exc
-        except UnicodeDecodeError as exc:  # TEXT written by another program
-            raise DatabaseError(_NOT_UTF8) from exc
-        finally:
-            lock.release()
-        return row
-
     def exists(self, group: str, key: str, now: int) -> bool:
         return bool(self._fetch(sql.EXISTS, (group, key, now)))
 
@@ -210,12 +211,6 @@ class SQLiteEngine:
             raise DatabaseError(_NOT_UTF8) from exc
 
     # -- writes ---------------------------------------------------------------------------------
-    def put(self, group: str, key: str, value: str, expires: int | None) -> None:
-        try:
-            self._execute(sql.SET, (group, key, value, expires))
-        except apsw.Error as exc:
-            raise self._fail(exc) from exc
-
     def put_many(self, rows: Iterable[tuple[str, str, str, int | None]]) -> None:
         if self._poison is not None:
             self._refuse()
@@ -330,7 +325,7 @@ class SQLiteEngine:
             if self._poisoned_at >= level:  # the failed level is undone: usable again
                 self._poisoned_at = 0
                 self._poison = None
-                self._execute = self._cur.execute
+                self._use(self._cur.execute)
             self.lock.release()
 
 
