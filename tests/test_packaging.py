@@ -161,6 +161,21 @@ def test_wheels_and_ci_cover_every_supported_python(pyproject: dict[str, Any]) -
     assert set(re.findall(r'"(3\.\d+)"', matrix.group(1))) == versions
 
 
+def test_both_ci_entry_points_run_the_readme_test_command_with_the_module_required() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "```sh\nbash scripts/test.sh\n```" in readme
+    ci_run = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    workflow = (ROOT / ".github" / "workflows" / "tests.yml").read_text(encoding="utf-8")
+    for text in (ci_run, workflow):
+        assert re.search(r"^\s*(run: )?bash scripts/test\.sh$", text, re.MULTILINE)
+        assert re.search(r"GOSTORE_REQUIRE_SPEEDUPS[=:] ?\"?1\"?$", text, re.MULTILINE)
+    # .ci/run runs the Go interoperability tests whenever Go is installed.
+    assert re.search(
+        r"if command -v go .*\n\s+export GOSTORE_GO_TESTS=1\n", ci_run
+    ), "GOSTORE_GO_TESTS=1 when go is on PATH"
+    assert ".ci/run" in readme and ".github/workflows/tests.yml" in readme
+
+
 def test_each_wheel_runs_the_suite_with_the_compiled_module_required(
     pyproject: dict[str, Any],
 ) -> None:
