@@ -3,7 +3,8 @@
 gostore reads every row of a file go-store wrote exactly as go-store left it, and migrating each
 legacy layout gives exactly the rows (and table) go-store's own migration gives. Each
 ``*.rows.jsonl`` lists every row of its file, expired ones included. Fixtures are copied to
-``tmp_path`` before opening, since opening a file may write to it (WAL, migration).
+``tmp_path`` before opening, even to read them: opening a file in WAL mode, even read-only,
+creates -wal and -shm files beside it, and gostore's open may migrate it.
 """
 
 from __future__ import annotations
@@ -81,10 +82,10 @@ def copied(tmp_path: Path, name: str) -> Path:
 # -- reading what go-store wrote ------------------------------------------------------------------
 
 
-def test_each_listing_holds_every_row_of_its_file() -> None:
+def test_each_listing_holds_every_row_of_its_file(tmp_path: Path) -> None:
     # The listings are what the tests below compare gostore with, so they must be the files.
     for name in [WRITTEN, *(n.replace(".db", ".migrated-by-go-store.db") for n in LEGACY)]:
-        assert file_rows(DATA / name) == listed_rows(name), name
+        assert file_rows(copied(tmp_path, name)) == listed_rows(name), name
 
 
 @pytest.fixture
@@ -151,7 +152,7 @@ def test_rows_go_store_wrote_that_have_expired_are_not_found(
 def test_migrating_a_legacy_file_gives_exactly_go_stores_migration(
     tmp_path: Path, legacy: str
 ) -> None:
-    go_migrated = DATA / legacy.replace(".db", ".migrated-by-go-store.db")
+    go_migrated = copied(tmp_path, legacy.replace(".db", ".migrated-by-go-store.db"))
     path = copied(tmp_path, legacy)
     with Store(path, purge_interval=0):
         pass
