@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import apsw
 import pytest
 
 import gostore
@@ -236,6 +237,41 @@ def test_main_returns_exit_codes_instead_of_raising_system_exit(
     assert gostore.__version__ in capsys.readouterr().out
     assert cli.main(["no-such-command"]) == 2
     assert capsys.readouterr().err.startswith("gostore: error: ")
+
+
+def test_version_reports_the_speed_up_mode_and_the_sqlite_and_apsw_versions() -> None:
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    mode = "compiled (gostore._speedups)" if gostore.SPEEDUPS else "pure Python"
+    version, speedups, sqlite = result.stdout.splitlines()
+    assert version == f"gostore {gostore.__version__}"
+    assert speedups.startswith(f"speed-ups: {mode}")
+    assert sqlite == f"SQLite {apsw.sqlite_lib_version()}, APSW {apsw.apswversion()}"
+
+
+def test_version_says_why_the_mode_is_pure() -> None:
+    forced = run("--version", env={"GOSTORE_PURE": "1"})
+    assert "speed-ups: pure Python (forced by GOSTORE_PURE)" in forced.stdout.splitlines()
+    # A build without a compiler: the compiled module cannot be imported.
+    environment = {k: v for k, v in os.environ.items() if k != "GOSTORE_PURE"}
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['gostore._speedups'] = None\n"
+            "from gostore import cli; sys.exit(cli.main(['--version']))",
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+    assert missing.returncode == 0, missing.stderr
+    assert (
+        "speed-ups: pure Python (the compiled module gostore._speedups is not installed)"
+        in missing.stdout.splitlines()
+    )
 
 
 # -- export / import ------------------------------------------------------------------------------

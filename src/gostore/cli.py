@@ -37,6 +37,7 @@ import io
 import json
 import math
 import os
+import platform
 import stat
 import sys
 import time
@@ -44,7 +45,9 @@ from collections.abc import Callable
 from typing import IO, Any, NoReturn
 
 from . import __version__
+from ._accel import PURE_REQUESTED, SPEEDUPS
 from ._types import now_ms
+from .engine import sqlite as sqlite_engine
 from .errors import NotFoundError, StoreError
 from .store import Store
 
@@ -114,6 +117,26 @@ def _ttl(text: str) -> int | float:
     return seconds
 
 
+def version_text() -> str:
+    """What ``--version`` prints: gostore's version, the speed-up mode in use (and, when pure,
+    why) and the SQLite and APSW versions, since a build without a compiler silently installs
+    the pure twin and pip hides the build's warning."""
+    implementation = platform.python_implementation()
+    if SPEEDUPS:
+        mode = "compiled (gostore._speedups)"
+    elif PURE_REQUESTED:
+        mode = "pure Python (forced by GOSTORE_PURE)"
+    elif implementation != "CPython":
+        mode = f"pure Python (the compiled module is for CPython, this is {implementation})"
+    else:
+        mode = "pure Python (the compiled module gostore._speedups is not installed)"
+    return (
+        f"gostore {__version__}\n"
+        f"speed-ups: {mode}\n"
+        f"{sqlite_engine.versions()}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation tools and tests)."""
     parser = _Parser(
@@ -132,7 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--json", action="store_true", help="print JSON for scripts (get, groups, count, all, ...)"
     )
-    parser.add_argument("--version", action="version", version=f"gostore {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=version_text(),
+        help="show the version, the speed-up mode (compiled or pure) and the SQLite and APSW "
+        "versions, and exit",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, handler: Callable[..., int], help: str) -> argparse.ArgumentParser:

@@ -329,6 +329,11 @@ class SQLiteEngine:
             self.lock.release()
 
 
+def versions() -> str:
+    """The SQLite library and APSW versions, for ``gostore --version``."""
+    return f"SQLite {apsw.sqlite_lib_version()}, APSW {apsw.apswversion()}"
+
+
 _INHERITED: list[apsw.Connection] = []  # connections inherited through fork(), never closed
 
 
