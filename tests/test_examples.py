@@ -32,7 +32,7 @@ def run_example(name: str) -> list[str]:
 
 def test_every_example_is_tested() -> None:
     tested = {"config_store.py", "session_cache.py", "multi_tenant.py",
-              "websocket_broadcast.py", "transactions.py"}
+              "websocket_broadcast.py", "transactions.py", "aio_http.py"}
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -113,3 +113,20 @@ def test_transactions_roll_back_a_failed_transfer() -> None:
     assert "events: []" in lines  # nothing is announced for a rolled-back write
     assert "after the second failed transfer: alice=70, bob=80" in lines
     assert "total money: 150" in lines
+
+
+def test_aio_http_serves_keys_and_counts_concurrent_increments_exactly() -> None:
+    lines = run_example("aio_http.py")
+    assert lines == [
+        "PUT /kv/config/colour -> 204",
+        "PUT /kv/config/size -> 204",
+        "GET /kv/config/colour -> 200 blue",
+        'GET /kv/config -> 200 {"colour": "blue", "size": "XL"}',
+        "DELETE /kv/config/size -> 204",
+        "GET /kv/config/size -> 404 config/size not found",
+        "PATCH /kv/config/size -> 405 method not allowed",
+        # each increment read and wrote in one transaction: no two saw the same count
+        "50 concurrent POST /counters/hits -> 50 distinct replies",
+        "GET /kv/counters/hits -> 200 50",
+        "server stopped; store closed: True",
+    ]

@@ -138,3 +138,35 @@ def check_errors(store: Store) -> None:
         print(lookup, base)
     except QuotaExceededError:
         pass
+
+
+async def check_aio() -> None:
+    from gostore.aio import AsyncScopedStore, AsyncStore, AsyncTransaction
+
+    async with AsyncStore("app.db", purge_interval=0) as store:
+        assert_type(await store.get("config", "colour"), str)
+        assert_type(await store.get_all("config"), dict[str, str])
+        assert_type(await store.set("config", "colour", "blue"), None)
+        await store.set("config", "colour", 1)  # type: ignore[arg-type]
+        async for entry in store.all("config"):
+            assert_type(entry, KeyValue)
+        async for part in store.get_split("config", "list", ","):
+            assert_type(part, str)
+        async with store.transaction() as tx:
+            assert_type(tx, AsyncTransaction)
+            assert_type(await tx.count("config"), int)
+        scoped = store.scoped("tenant-a", QuotaConfig(max_keys=10))
+        assert_type(scoped, AsyncScopedStore)
+        assert_type(await scoped.groups(), list[str])
+        async with scoped.transaction() as stx:
+            assert_type(stx, AsyncScopedStore)
+
+        async def on_event(event: Event) -> None:
+            pass
+
+        unregister = store.on_change(on_event)
+        unregister()
+        assert_type(store.watch("config", "*"), Watcher)
+    other = await AsyncStore.open()
+    assert_type(other, AsyncStore)
+    await other.close()
