@@ -48,7 +48,7 @@ def aio_threads() -> list[threading.Thread]:
 
 
 # -- the method table ------------------------------------------------------------------------------
-ITERATORS = {"all", "groups_iter", "get_split", "get_fields", "changes"}
+ITERATORS = {"all", "groups_iter", "get_split", "get_fields", "changes", "export_entries"}
 PLAIN = {"watch", "unwatch", "on_change", "scoped", "transaction"}
 
 
@@ -491,7 +491,7 @@ def test_a_transaction_object_refuses_calls_after_its_block() -> None:
         async with AsyncStore(purge_interval=0) as store:
             async with store.transaction() as tx:
                 pass
-            with pytest.raises(StoreError, match=r"^transaction\.set: the transaction has ended"):
+            with pytest.raises(StoreError, match=r"^tx\.set: the transaction has ended"):
                 await tx.set("g", "k", "v")
             assert await store.count("g") == 0
 

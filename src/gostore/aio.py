@@ -677,10 +677,12 @@ class AsyncStore(_Facade):
     purge_expired = _coroutine(Store.purge_expired)
     set_many = _coroutine(Store.set_many)
     get_many = _coroutine(Store.get_many)
+    import_entries = _coroutine(Store.import_entries)
     all = _iterator(Store.all)
     groups_iter = _iterator(Store.groups_iter)
     get_split = _iterator(Store.get_split)
     get_fields = _iterator(Store.get_fields)
+    export_entries = _iterator(Store.export_entries)
 
     def transaction(self) -> _TransactionContext[AsyncTransaction]:
         """``async with store.transaction() as tx``: ``tx`` has the awaitable read and write
