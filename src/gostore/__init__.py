@@ -2,7 +2,7 @@
 change events; the Python counterpart of the Go library go-store."""
 
 from ._accel import SPEEDUPS
-from ._render import RenderLimits
+from ._render_limits import RenderLimits
 from ._types import KeyValue
 from .errors import (
     InvalidNamespaceError,

@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING
 
 from ._core import Core, core_of
 from ._quota import QuotaConfig, QuotaGuard
-from ._render import RenderLimits
 from ._render import render as _render
+from ._render_limits import RenderLimits
 from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
 from .errors import InvalidNamespaceError
 from .events import Watcher
-from .store import Store
 from .transaction import TransactionScope
 
 if TYPE_CHECKING:
     from ._core import TTL
+    from .store import Store
 
 __all__ = ("QuotaConfig", "ScopedStore")
 
@@ -36,6 +36,7 @@ class ScopedStore:
 
     :raises InvalidNamespaceError: ``namespace`` does not match ``^[a-zA-Z0-9-]+$``.
 
+    >>> from gostore import Store
     >>> with Store() as store:
     ...     tenant = ScopedStore(store, "tenant-a", QuotaConfig(max_keys=100))
     ...     tenant.set("config", "colour", "blue")
@@ -44,10 +45,12 @@ class ScopedStore:
     """
 
     def __init__(self, store: Store, namespace: str, quota: QuotaConfig | None = None) -> None:
-        if not isinstance(store, Store):
+        try:
+            core = core_of(store)
+        except TypeError:
             raise TypeError(
                 f"ScopedStore: store must be a gostore.Store, not {type(store).__name__}"
-            )
+            ) from None
         if not isinstance(namespace, str):
             raise TypeError(f"ScopedStore: namespace must be str, not {type(namespace).__name__}")
         if _NAMESPACE.fullmatch(namespace) is None:
@@ -58,7 +61,7 @@ class ScopedStore:
         if quota is not None and not isinstance(quota, QuotaConfig):
             raise TypeError(f"ScopedStore: quota must be a QuotaConfig, not {type(quota).__name__}")
         self._store = store
-        self._core: Core = core_of(store)
+        self._core: Core = core
         self._tx: TransactionScope | None = None  # set on the view a transaction() yields
         self._namespace = namespace
         self._prefix = namespace + ":"

@@ -17,8 +17,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from ._core import Core
-from ._render import RenderLimits
 from ._render import render as _render
+from ._render_limits import RenderLimits
 from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
 from .engine import DatabaseError, EngineOptions, open_engine
 from .errors import StoreClosedError, StoreError

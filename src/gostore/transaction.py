@@ -13,8 +13,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from ._render import RenderLimits
 from ._render import render as _render
+from ._render_limits import RenderLimits
 from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
 from .errors import StoreError
 
