@@ -2,7 +2,7 @@
 change events; the Python counterpart of the Go library go-store."""
 
 from ._accel import SPEEDUPS
-from ._types import KeyValue
+from ._types import KeyValue, StoreStats
 from .errors import (
     InvalidNamespaceError,
     NotFoundError,
@@ -31,6 +31,7 @@ __all__ = (
     "Store",
     "StoreClosedError",
     "StoreError",
+    "StoreStats",
     "TemplateError",
     "Transaction",
     "Watcher",
