@@ -361,10 +361,14 @@ class SQLiteEngine:
         keys, expired, groups, size = self._fetch(sql.STATS, (now,))[0]
         if self._memory:
             return StoreStats(keys, expired, groups, size, 0, 0)
-        return StoreStats(
-            keys, expired, groups, size,
-            _file_size(self._conn.filename), _file_size(self._conn.filename_wal),
-        )
+        path, wal = self._files()
+        return StoreStats(keys, expired, groups, size, _file_size(path), _file_size(wal))
+
+    def _files(self) -> tuple[str, str]:
+        """The database and WAL file names. NOTE: APSW refuses any use of a connection, even
+        reading an attribute, while another thread runs a statement on it: hence the lock."""
+        with self.lock:
+            return self._conn.filename, self._conn.filename_wal
 
     def check(self) -> list[str]:
         with self.lock:
@@ -417,7 +421,8 @@ class SQLiteEngine:
                     # NOTE: a connection of its own, so the store's threads keep working while
                     # the copy runs; it reads one snapshot of the committed data, and in WAL
                     # mode other processes keep writing meanwhile.
-                    source = apsw.Connection(self._conn.filename, flags=apsw.SQLITE_OPEN_READONLY)
+                    path = self._files()[0]
+                    source = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
                     try:
                         source.set_busy_handler(sql.BusyWaiter(self._busy_timeout))
                         source.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
