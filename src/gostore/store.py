@@ -83,11 +83,13 @@ class Store:
     :param readonly: open without ever writing to the file: no schema change (a file that
         needs one raises :class:`StoreError`), no purge thread, and every write method raises
         :class:`StoreError`. Reads see what other processes commit meanwhile.
-    :param cache_size_mb: SQLite's page cache for this store's connection, in MiB (it grows
-        only as pages are read; SQLite's own default is 2 MB, which makes lookups in a file of
-        a million keys about twice as slow as in a small one).
+    :param cache_size_mb: SQLite's page cache for this store's connection, in MiB (private
+        memory that grows as pages are read; default 2, SQLite's own). Worth raising when the
+        file is larger than ``mmap_size_mb`` or memory-mapped I/O is off.
     :param mmap_size_mb: how much of the file SQLite reads through memory-mapped I/O, in MiB
-        (pages shared with the OS cache instead of copied); ``0`` turns it off.
+        (default 256): pages are used in place in the OS cache instead of copied, which makes
+        gets on large files faster; ``0`` turns it off (for filesystems where mmap is unsafe,
+        such as network filesystems).
     :raises StoreError: the path cannot be opened or is not a SQLite database.
 
     >>> with Store() as store:
