@@ -527,7 +527,6 @@ class Store:
                 self._core.engine.vacuum()
             except DatabaseError as exc:
                 raise self._core.failure(op, exc) from exc.__cause__
-            self._core.ledgers.clear()
 
     def check(self) -> list[str]:
         """The problems SQLite's integrity check finds; ``[]`` when the database is healthy."""
