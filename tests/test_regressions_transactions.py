@@ -55,9 +55,13 @@ def _nested_poison(store: gostore.Store, tx: Transaction) -> None:
 
 @pytest.fixture
 def full_disk_store(tmp_path: Path) -> Iterator[gostore.Store]:
-    """A file store on a 1 MiB tmpfs: a 3 MB value fails with SQLITE_FULL."""
+    """A file store on a 1 MiB tmpfs: a 3 MB value fails with SQLITE_FULL.
+
+    Its page cache is SQLite's default 2 MB, so the 3 MB value spills to the file during the
+    statement and fails there (inside the block); a larger cache would hold it until COMMIT.
+    """
     with mounted_tmpfs(tmp_path / "mnt", "1m") as mnt:
-        store = gostore.Store(mnt / "full.db", purge_interval=0)
+        store = gostore.Store(mnt / "full.db", purge_interval=0, cache_size_mb=2)
         try:
             yield store
         finally:

@@ -3,7 +3,7 @@ change events; the Python counterpart of the Go library go-store."""
 
 from ._accel import SPEEDUPS
 from ._render_limits import RenderLimits
-from ._types import KeyValue
+from ._types import KeyValue, StoreStats
 from .errors import (
     InvalidNamespaceError,
     NotFoundError,
@@ -33,6 +33,7 @@ __all__ = (
     "Store",
     "StoreClosedError",
     "StoreError",
+    "StoreStats",
     "TemplateError",
     "Transaction",
     "Watcher",

@@ -12,6 +12,7 @@ from typing import NamedTuple
 __all__ = (
     "Change",
     "KeyValue",
+    "StoreStats",
     "check_text",
     "expiry_ms",
     "go_fields",
@@ -41,6 +42,25 @@ class Change(NamedTuple):
     key: str
     value: str | None
     expires: int | None
+
+
+class StoreStats(NamedTuple):
+    """What :meth:`Store.stats` reports: cheap enough for a health endpoint.
+
+    :ivar keys: live entries.
+    :ivar expired: rows that have expired and await the purge.
+    :ivar groups: groups with a live entry.
+    :ivar bytes: UTF-8 bytes of the live keys plus values.
+    :ivar file_bytes: size of the database file (``0`` for ``":memory:"``).
+    :ivar wal_bytes: size of its write-ahead log (``0`` for ``":memory:"`` or none).
+    """
+
+    keys: int
+    expired: int
+    groups: int
+    bytes: int
+    file_bytes: int
+    wal_bytes: int
 
 
 def now_ms() -> int:

@@ -27,6 +27,11 @@ Exit codes:
   (:class:`~gostore.StoreError`), or the ``bench`` module cannot be loaded
 
 Errors are one line on stderr: ``gostore: error: ...``.
+
+The atomic and maintenance commands (``incr``, ``ttl``, ``exists``, ``touch``, ``backup``,
+``check``, ``stats``, ``vacuum``, ``checkpoint``) follow the same codes: ``ttl``, ``exists``
+and ``touch`` exit 1 for an absent or expired key, ``incr`` exits 2 for a value that is not an
+integer, and ``check`` exits 3 when the database has problems (listed on stdout).
 """
 
 from __future__ import annotations
@@ -193,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("export", _cmd_export, "write every live entry to stdout as JSON Lines")
     sub = command("import", _cmd_import, "read JSON Lines (from export) in one transaction")
     sub.add_argument("file", metavar="FILE", help="JSON Lines file, or - for stdin")
+    _add_operation_commands(command)
     # bench takes its own arguments: main() hands everything after the word "bench" to it.
     commands.add_parser(
         "bench", help="run the comparison benchmark (arguments go to the benchmark)", add_help=False
@@ -604,3 +610,128 @@ def _is_terminal(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+# -- atomic and maintenance commands ---------------------------------------------------------
+def _add_operation_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    sub = command("incr", _cmd_incr, "add DELTA (default 1) to the integer in KEY; print it")
+    sub.add_argument("group", metavar="GROUP")
+    sub.add_argument("key", metavar="KEY")
+    sub.add_argument("delta", metavar="DELTA", type=int, nargs="?", default=1,
+                     help="an integer, may be negative (put -- before it)")
+    sub = command("ttl", _cmd_ttl, "print the seconds until KEY expires, or 'none' (exit 1 "
+                  "when not found)")
+    sub.add_argument("group", metavar="GROUP")
+    sub.add_argument("key", metavar="KEY")
+    sub = command("exists", _cmd_exists, "print true and exit 0 when KEY is live, else print "
+                  "false and exit 1")
+    sub.add_argument("group", metavar="GROUP")
+    sub.add_argument("key", metavar="KEY")
+    sub = command("touch", _cmd_touch, "give a live KEY a new expiry, keeping its value (exit 1 "
+                  "when not found)")
+    sub.add_argument("group", metavar="GROUP")
+    sub.add_argument("key", metavar="KEY")
+    expiry = sub.add_mutually_exclusive_group(required=True)
+    expiry.add_argument("--ttl", type=_ttl, metavar="SECONDS", help="expire after SECONDS (> 0)")
+    expiry.add_argument("--no-ttl", action="store_true", help="never expire")
+    sub = command("backup", _cmd_backup, "copy the database into the new file DEST, "
+                  "consistently, while others keep writing")
+    sub.add_argument("dest", metavar="DEST")
+    command("check", _cmd_check, "run SQLite's integrity check (exit 0 when healthy, 3 when not)")
+    command("stats", _cmd_stats, "print keys, expired rows, groups, bytes and file sizes")
+    command("vacuum", _cmd_vacuum, "rebuild the file, returning free pages to the OS")
+    sub = command("checkpoint", _cmd_checkpoint, "copy the write-ahead log into the database")
+    sub.add_argument("--mode", choices=("passive", "full", "restart", "truncate"),
+                     default="passive", help="SQLite's checkpoint mode (default: passive)")
+
+
+def _cmd_incr(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        value = store.incr(args.group, args.key, args.delta)
+    if args.json:
+        _print_json({"group": args.group, "key": args.key, "value": value})
+    else:
+        sys.stdout.write(f"{value}\n")
+    return EXIT_OK
+
+
+def _cmd_ttl(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        seconds = store.ttl(args.group, args.key)
+    if args.json:
+        _print_json({"group": args.group, "key": args.key, "ttl": seconds})
+    else:
+        sys.stdout.write("none\n" if seconds is None else f"{seconds:.3f}\n")
+    return EXIT_OK
+
+
+def _cmd_exists(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        found = store.exists(args.group, args.key)
+    if args.json:
+        _print_json({"group": args.group, "key": args.key, "exists": found})
+    else:
+        sys.stdout.write("true\n" if found else "false\n")
+    return EXIT_OK if found else EXIT_NOT_FOUND
+
+
+def _cmd_touch(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        if not store.touch(args.group, args.key, None if args.no_ttl else args.ttl):
+            raise NotFoundError.at("store.touch", "not found", args.group, args.key)
+    return EXIT_OK
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        store.backup(args.dest)
+        size = os.path.getsize(args.dest)
+    if args.json:
+        _print_json({"backup": args.dest, "bytes": size})
+    else:
+        sys.stdout.write(f"backed up to {args.dest} ({size} bytes)\n")
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        problems = store.check()
+    if args.json:
+        _print_json({"ok": not problems, "problems": problems})
+    else:
+        for problem in problems or ["ok"]:
+            sys.stdout.write(problem + "\n")
+    return EXIT_STORE if problems else EXIT_OK
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        stats = store.stats()
+    if args.json:
+        _print_json(stats._asdict())
+    else:
+        for field, value in stats._asdict().items():
+            sys.stdout.write(f"{field}: {value}\n")
+    return EXIT_OK
+
+
+def _cmd_vacuum(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        before = store.stats().file_bytes
+        store.vacuum()
+        after = store.stats().file_bytes
+    if args.json:
+        _print_json({"file_bytes_before": before, "file_bytes_after": after})
+    else:
+        sys.stdout.write(f"vacuumed: {before} -> {after} bytes\n")
+    return EXIT_OK
+
+
+def _cmd_checkpoint(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        frames, done = store.checkpoint(args.mode)
+    if args.json:
+        _print_json({"wal_frames": frames, "checkpointed_frames": done})
+    else:
+        sys.stdout.write(f"checkpointed {done} of {frames} WAL frames\n")
+    return EXIT_OK

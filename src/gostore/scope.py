@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, overload
 
+from . import _atomic
 from ._core import Core, core_of
 from ._quota import QuotaConfig, QuotaGuard
 from ._render import render as _render
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ("QuotaConfig", "ScopedStore")
 
 _NAMESPACE = re.compile(r"[a-zA-Z0-9-]+")
+D = TypeVar("D")
 
 
 class ScopedStore:
@@ -210,3 +212,36 @@ class ScopedStore:
 
     def unwatch(self, watcher: Watcher) -> None:
         self._store.unwatch(watcher)
+
+    # -- atomic operations: checked against the quota for what they would add -----------------
+    def incr(self, group: str, key: str, delta: int = 1) -> int:
+        full = self._group("scoped.incr", group)
+        return _atomic.incr(self._core, "scoped.incr", full, key, delta, self._guard)
+
+    def add(self, group: str, key: str, value: str, ttl: TTL | None = None) -> bool:
+        full = self._group("scoped.add", group)
+        return _atomic.add(self._core, "scoped.add", full, key, value, ttl, self._guard)
+
+    def compare_and_set(
+        self, group: str, key: str, expected: str | None, value: str, ttl: TTL | None = None
+    ) -> bool:
+        op = "scoped.compare_and_set"
+        full = self._group(op, group)
+        return _atomic.compare_and_set(
+            self._core, op, full, key, expected, value, ttl, self._guard
+        )
+
+    @overload
+    def pop(self, group: str, key: str) -> str: ...
+    @overload
+    def pop(self, group: str, key: str, default: D) -> str | D: ...
+    def pop(self, group: str, key: str, default: object = _atomic.UNSET) -> object:
+        full = self._group("scoped.pop", group)
+        return _atomic.pop(self._core, "scoped.pop", full, key, default, self._guard)
+
+    def touch(self, group: str, key: str, ttl: TTL | None) -> bool:
+        full = self._group("scoped.touch", group)
+        return _atomic.touch(self._core, "scoped.touch", full, key, ttl, self._guard)
+
+    def ttl(self, group: str, key: str) -> float | None:
+        return _atomic.ttl(self._core, "scoped.ttl", self._group("scoped.ttl", group), key)

@@ -14,13 +14,20 @@ import threading
 import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar, overload
 
+from . import _atomic
 from ._core import Core
 from ._render import render as _render
 from ._render_limits import RenderLimits
-from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
-from .engine import DatabaseError, EngineOptions, open_engine
+from ._types import KeyValue, StoreStats, check_text, expiry_ms, go_fields, go_split, now_ms
+from .engine import (
+    DEFAULT_CACHE_SIZE_MB,
+    DEFAULT_MMAP_SIZE_MB,
+    DatabaseError,
+    EngineOptions,
+    open_engine,
+)
 from .errors import StoreClosedError, StoreError
 from .events import Event, Watcher, logger
 
@@ -33,6 +40,8 @@ __all__ = ("Store",)
 Seconds = float | int
 TTL = float | int | timedelta
 Synchronous = Literal["full", "normal", "off"]
+CheckpointMode = Literal["passive", "full", "restart", "truncate"]
+D = TypeVar("D")
 
 _OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
 
@@ -55,6 +64,14 @@ def _seconds(op: str, name: str, value: object, *, allow_none: bool) -> float:
     return float(value)
 
 
+def _mebibytes(op: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: {name} must be a number of MiB, not {type(value).__name__}")
+    if not 0 <= value < 2**40:  # NaN fails this too
+        raise ValueError(f"{op}: {name} must be a number of MiB >= 0, got {value!r}")
+    return float(value)
+
+
 class Store:
     """A key-value store with groups, TTL expiry and change events, on SQLite.
 
@@ -64,6 +81,16 @@ class Store:
     :param busy_timeout: seconds to wait for a lock held by another connection or process.
     :param synchronous: SQLite durability, ``"full"`` (default, as go-store), ``"normal"``
         or ``"off"``; see the README for what each survives.
+    :param readonly: open without ever writing to the file: no schema change (a file that
+        needs one raises :class:`StoreError`), no purge thread, and every write method raises
+        :class:`StoreError`. Reads see what other processes commit meanwhile.
+    :param cache_size_mb: SQLite's page cache for this store's connection, in MiB (private
+        memory that grows as pages are read; default 2, SQLite's own). Worth raising when the
+        file is larger than ``mmap_size_mb`` or memory-mapped I/O is off.
+    :param mmap_size_mb: how much of the file SQLite reads through memory-mapped I/O, in MiB
+        (default 256): pages are used in place in the OS cache instead of copied, which makes
+        gets on large files faster; ``0`` turns it off (for filesystems where mmap is unsafe,
+        such as network filesystems).
     :raises StoreError: the path cannot be opened or is not a SQLite database.
 
     >>> with Store() as store:
@@ -79,6 +106,9 @@ class Store:
         purge_interval: Seconds | None = 60.0,
         busy_timeout: Seconds = 5.0,
         synchronous: Synchronous = "full",
+        readonly: bool = False,
+        cache_size_mb: float = DEFAULT_CACHE_SIZE_MB,
+        mmap_size_mb: float = DEFAULT_MMAP_SIZE_MB,
     ) -> None:
         op = "store.open"
         if not isinstance(path, (str, os.PathLike)):
@@ -90,8 +120,15 @@ class Store:
             raise ValueError(
                 f"{op}: synchronous must be one of 'full', 'normal', 'off', got {synchronous!r}"
             )
+        if not isinstance(readonly, bool):
+            raise TypeError(f"{op}: readonly must be bool, not {type(readonly).__name__}")
+        cache_mb = _mebibytes(op, "cache_size_mb", cache_size_mb)
+        mmap_mb = _mebibytes(op, "mmap_size_mb", mmap_size_mb)
+        if readonly:
+            interval = 0.0  # the purge writes
+        options = EngineOptions(timeout, level, readonly, cache_mb, mmap_mb)  # type: ignore[arg-type]
         try:
-            engine = open_engine(path, EngineOptions(timeout, level))  # type: ignore[arg-type]
+            engine = open_engine(path, options)
         except DatabaseError as exc:
             raise StoreError.at(op, exc.reason) from exc.__cause__
         self._path = engine.target
@@ -392,6 +429,156 @@ class Store:
             )
         self._core.ready("store.on_change")
         return self._core.hub.on_change(callback)
+
+    # -- atomic operations ----------------------------------------------------------------------
+    # Each is one atomic step against every other thread and process (see _atomic.py). An
+    # expired entry counts as absent, and none of them emits EXPIRE.
+
+    @property
+    def readonly(self) -> bool:
+        """True when opened with ``readonly=True``."""
+        return self._core.engine.readonly
+
+    def incr(self, group: str, key: str, delta: int = 1) -> int:
+        """Add ``delta`` to the value read as a base-10 integer and store the result; returns it.
+
+        A missing or expired key counts as ``0`` and is created without TTL; an existing TTL is
+        kept. Emits ``SET``.
+
+        :raises TypeError: ``delta`` is not an ``int`` (``bool`` included).
+        :raises ValueError: the value does not match ``^[+-]?[0-9]+$``; nothing is written.
+
+        >>> with Store() as store:
+        ...     store.incr("hits", "home"), store.incr("hits", "home", 10)
+        (1, 11)
+        """
+        return _atomic.incr(self._core, "store.incr", group, key, delta, None)
+
+    def add(self, group: str, key: str, value: str, ttl: TTL | None = None) -> bool:
+        """Write ``value`` only when there is no live entry; True when it wrote (emits ``SET``).
+
+        :param ttl: as :meth:`set_with_ttl`; ``None``: no expiry.
+        """
+        return _atomic.add(self._core, "store.add", group, key, value, ttl, None)
+
+    def compare_and_set(
+        self, group: str, key: str, expected: str | None, value: str, ttl: TTL | None = None
+    ) -> bool:
+        """Write ``value`` only when the live value equals ``expected`` (``None``: only when
+        there is no live entry); True when it wrote (emits ``SET``).
+
+        :param ttl: as :meth:`set_with_ttl`; ``None`` clears any TTL, as :meth:`set` does.
+        """
+        op = "store.compare_and_set"
+        return _atomic.compare_and_set(self._core, op, group, key, expected, value, ttl, None)
+
+    @overload
+    def pop(self, group: str, key: str) -> str: ...
+    @overload
+    def pop(self, group: str, key: str, default: D) -> str | D: ...
+    def pop(self, group: str, key: str, default: object = _atomic.UNSET) -> object:
+        """Remove the live entry and return its value (emits ``DELETE``).
+
+        :returns: ``default`` when the key is absent or expired, if given.
+        :raises NotFoundError: the key is absent or expired and no ``default`` was given.
+        """
+        return _atomic.pop(self._core, "store.pop", group, key, default, None)
+
+    def touch(self, group: str, key: str, ttl: TTL | None) -> bool:
+        """Give a live entry a new expiry (``None``: none) without changing its value; False
+        when it is absent or expired. Emits no event."""
+        return _atomic.touch(self._core, "store.touch", group, key, ttl, None)
+
+    def ttl(self, group: str, key: str) -> float | None:
+        """Seconds until the live entry expires, ``None`` when it never does.
+
+        :raises NotFoundError: the key is absent or expired.
+        """
+        return _atomic.ttl(self._core, "store.ttl", group, key)
+
+    # -- maintenance ----------------------------------------------------------------------------
+    def _maintain(self, op: str) -> None:
+        """Refuse maintenance inside this thread's open transaction (lock held)."""
+        self._core.ready(op)
+        if self._core.engine.depth:
+            raise StoreError.at(op, "cannot run inside an open transaction")
+
+    def backup(self, dest: str | os.PathLike[str]) -> None:
+        """Copy the committed contents into the new database file ``dest``, consistently, while
+        other threads and processes keep writing (SQLite's online backup). The copy opens as a
+        :class:`Store`.
+
+        :raises StoreError: ``dest`` exists or cannot be created (nothing is left behind).
+        """
+        op = "store.backup"
+        if not isinstance(dest, (str, os.PathLike)):
+            raise TypeError(f"{op}: dest must be str or os.PathLike, not {type(dest).__name__}")
+        with self._core.lock:
+            self._maintain(op)
+        try:
+            self._core.engine.backup(os.fsdecode(os.fspath(dest)))
+        except DatabaseError as exc:
+            raise self._core.failure(op, exc) from exc.__cause__
+
+    def checkpoint(self, mode: CheckpointMode = "passive") -> tuple[int, int]:
+        """Copy the write-ahead log into the database file.
+
+        :param mode: ``"passive"`` (never waits), ``"full"``, ``"restart"`` or ``"truncate"``
+            (waits for readers and writers, then resets or empties the log);
+            https://www.sqlite.org/pragma.html#pragma_wal_checkpoint
+        :returns: ``(frames in the log, frames checkpointed)``; ``(0, 0)`` for ``":memory:"``.
+        """
+        op = "store.checkpoint"
+        if not isinstance(mode, str):
+            raise TypeError(f"{op}: mode must be str, not {type(mode).__name__}")
+        if mode not in ("passive", "full", "restart", "truncate"):
+            raise ValueError(
+                f"{op}: mode must be one of 'passive', 'full', 'restart', 'truncate', got {mode!r}"
+            )
+        with self._core.lock:
+            self._maintain(op)
+            try:
+                return self._core.engine.checkpoint(mode)
+            except DatabaseError as exc:
+                raise self._core.failure(op, exc) from exc.__cause__
+
+    def vacuum(self) -> None:
+        """Rebuild the database file, returning its free pages to the operating system.
+
+        Other threads wait meanwhile; it needs free disk space about the size of the file.
+        """
+        op = "store.vacuum"
+        with self._core.lock:
+            self._maintain(op)
+            try:
+                self._core.engine.vacuum()
+            except DatabaseError as exc:
+                raise self._core.failure(op, exc) from exc.__cause__
+
+    def check(self) -> list[str]:
+        """The problems SQLite's integrity check finds; ``[]`` when the database is healthy."""
+        op = "store.check"
+        self._core.ready(op)
+        try:
+            return self._core.engine.check()
+        except DatabaseError as exc:
+            raise self._core.failure(op, exc) from exc.__cause__
+
+    def stats(self) -> StoreStats:
+        """Counts and sizes in one pass over the data, reading lengths only (cheap enough for
+        a health endpoint).
+
+        >>> with Store() as store:
+        ...     store.set("config", "colour", "blue")
+        ...     store.stats()
+        StoreStats(keys=1, expired=0, groups=1, bytes=10, file_bytes=0, wal_bytes=0)
+        """
+        op = "store.stats"
+        self._core.ready(op)
+        try:
+            return self._core.engine.stats(now_ms())
+        except DatabaseError as exc:
+            raise self._core.failure(op, exc) from exc.__cause__
 
 
 def _purge_loop(ref: weakref.ref[Store], stop: threading.Event, interval: float) -> None:

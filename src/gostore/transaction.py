@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, overload
 
+from . import _atomic
 from ._render import render as _render
 from ._render_limits import RenderLimits
 from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from ._core import TTL, Core
 
 __all__ = ("Transaction", "TransactionScope", "open_transaction")
+
+D = TypeVar("D")
 
 
 class TransactionScope:
@@ -151,3 +154,29 @@ class Transaction:
 
     def purge_expired(self) -> int:
         return self._live("tx.purge_expired").purge_expired("tx.purge_expired")
+
+    # Atomic operations: each one step inside the transaction (see Store.incr and the others)
+    def incr(self, group: str, key: str, delta: int = 1) -> int:
+        return _atomic.incr(self._live("tx.incr"), "tx.incr", group, key, delta, None)
+
+    def add(self, group: str, key: str, value: str, ttl: TTL | None = None) -> bool:
+        return _atomic.add(self._live("tx.add"), "tx.add", group, key, value, ttl, None)
+
+    def compare_and_set(
+        self, group: str, key: str, expected: str | None, value: str, ttl: TTL | None = None
+    ) -> bool:
+        op = "tx.compare_and_set"
+        return _atomic.compare_and_set(self._live(op), op, group, key, expected, value, ttl, None)
+
+    @overload
+    def pop(self, group: str, key: str) -> str: ...
+    @overload
+    def pop(self, group: str, key: str, default: D) -> str | D: ...
+    def pop(self, group: str, key: str, default: object = _atomic.UNSET) -> object:
+        return _atomic.pop(self._live("tx.pop"), "tx.pop", group, key, default, None)
+
+    def touch(self, group: str, key: str, ttl: TTL | None) -> bool:
+        return _atomic.touch(self._live("tx.touch"), "tx.touch", group, key, ttl, None)
+
+    def ttl(self, group: str, key: str) -> float | None:
+        return _atomic.ttl(self._live("tx.ttl"), "tx.ttl", group, key)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 if TYPE_CHECKING:
     import threading
 
-    from .._types import KeyValue
+    from .._types import KeyValue, StoreStats
 
 __all__ = (
     "DatabaseError",
@@ -56,11 +56,25 @@ class DatabaseError(Exception):
         self.busy = busy
 
 
+#: the default page cache per connection and memory-mapped I/O window, in MiB. Measured with
+#: benchmarks/large_db.py (random gets on 1K and 1M keys, file in the OS cache): memory-mapped
+#: reads make a get on 1M keys ~5% faster; a page cache larger than SQLite's 2 MB default made
+#: it no faster (slightly slower), so the cache keeps SQLite's size.
+DEFAULT_CACHE_SIZE_MB = 2
+DEFAULT_MMAP_SIZE_MB = 256
+
+
 class EngineOptions(NamedTuple):
     """What :class:`~gostore.Store` passes to an engine when it opens."""
 
     busy_timeout: float
     synchronous: Synchronous
+    #: open without ever writing: no schema change, and every write raises DatabaseError
+    readonly: bool = False
+    #: page cache per connection, MiB (an engine without one ignores it)
+    cache_size_mb: float = DEFAULT_CACHE_SIZE_MB
+    #: memory-mapped I/O window, MiB; 0 turns it off (an engine without it ignores it)
+    mmap_size_mb: float = DEFAULT_MMAP_SIZE_MB
 
 
 class Row(NamedTuple):
@@ -189,6 +203,47 @@ class Engine(Protocol):
     def rollback(self) -> None:
         """Undo the innermost level. Never raises for a transaction the database already
         ended."""
+
+    # -- atomic read-modify-write (caller holds lock, inside begin() ... commit()) --------------
+    # The facade's atomic operations (incr, add, compare_and_set, pop, touch) are one write
+    # transaction each: get_for_update, a decision in Python, then put/delete/set_expiry.
+
+    def get_for_update(self, group: str, key: str) -> tuple[Any, Any] | None:
+        """Inside a write transaction: the row as :meth:`get` returns it, and no other
+        connection may change, create or delete that key until the transaction ends. (SQLite's
+        BEGIN IMMEDIATE already excludes every other writer; PostgreSQL needs a row lock
+        *and* a lock on the key itself, e.g. a transaction-level advisory lock on its hash,
+        because ``SELECT ... FOR UPDATE`` cannot lock a row that does not exist yet.)"""
+
+    def set_expiry(self, group: str, key: str, expires: int | None) -> bool:
+        """Change only the expiry of the row, never its value; True when there was one."""
+
+    # -- maintenance ----------------------------------------------------------------------------
+    #: opened with ``readonly``: every write (and :meth:`begin`) raises :class:`DatabaseError`
+    readonly: bool
+
+    def stats(self, now: int) -> StoreStats:
+        """Live keys, expired rows, groups with a live key, UTF-8 bytes of live keys and values,
+        and the sizes of the files holding them, from one pass over the data that reads
+        lengths only (never decodes a value)."""
+
+    def check(self) -> list[str]:
+        """The problems the database's own integrity check reports; ``[]`` when healthy."""
+
+    def vacuum(self) -> None:
+        """Rebuild the storage, returning free space to the operating system. Outside a
+        transaction only."""
+
+    def checkpoint(self, mode: str) -> tuple[int, int]:
+        """Copy the write-ahead log into the database (``mode``: ``"passive"``, ``"full"``,
+        ``"restart"`` or ``"truncate"``); ``(log frames, frames checkpointed)``. An engine
+        without such a log raises :class:`DatabaseError` saying which tool does it."""
+
+    def backup(self, dest: str) -> None:
+        """Write a consistent copy of the committed data to the new file ``dest`` while other
+        connections keep writing; a partial copy is removed on failure. ``dest`` must not
+        exist. An engine whose database is not a file raises :class:`DatabaseError` saying
+        which tool does it."""
 
 
 def open_engine(target: str | os.PathLike[str], options: EngineOptions) -> Engine:

@@ -8,6 +8,8 @@ other threads wait for it and the owning thread's own calls join it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -15,13 +17,14 @@ from typing import Any
 import apsw
 
 from .._accel import BoundStatement, decode_group, decode_pairs
-from .._types import KeyValue
+from .._types import KeyValue, StoreStats
 from . import DatabaseError, EngineOptions, Row, Totals
 from . import sqlite_schema as sql
 
 __all__ = ("SQLiteEngine",)
 
 _NOT_UTF8 = "a stored group, key or value is not valid UTF-8"
+_READ_ONLY = "the store is read-only (opened with readonly=True)"
 
 
 class SQLiteEngine:
@@ -33,8 +36,14 @@ class SQLiteEngine:
         self.lock = threading.RLock()
         self.depth = 0
         self._busy_timeout = options.busy_timeout
+        self.readonly = options.readonly
+        if options.readonly and path == sql.MEMORY:
+            raise DatabaseError("an in-memory database cannot be opened read-only: it is empty")
         try:
-            self._conn = sql.connect(path, options.busy_timeout, options.synchronous)
+            self._conn = sql.connect(
+                path, options.busy_timeout, options.synchronous, readonly=options.readonly,
+                cache_size_mb=options.cache_size_mb, mmap_size_mb=options.mmap_size_mb,
+            )
         except sql.SchemaError as exc:
             raise DatabaseError(f"cannot open {path!r}: {exc}") from exc
         except apsw.Error as exc:
@@ -78,6 +87,8 @@ class SQLiteEngine:
 
     # -- failures -------------------------------------------------------------------------------
     def _reason(self, exc: BaseException) -> str:
+        if self.readonly and isinstance(exc, apsw.ReadOnlyError):
+            return _READ_ONLY
         return _reason(exc, self._busy_timeout)
 
     def _fail(self, exc: apsw.Error) -> DatabaseError:
@@ -270,6 +281,8 @@ class SQLiteEngine:
 
     # -- transactions ---------------------------------------------------------------------------
     def begin(self) -> None:
+        if self.readonly:  # SQLite lets a read-only connection BEGIN IMMEDIATE
+            raise DatabaseError(_READ_ONLY)
         self.lock.acquire()  # held until this level's commit() or rollback()
         try:
             if self.depth == 0:
@@ -327,6 +340,115 @@ class SQLiteEngine:
                 self._poison = None
                 self._use(self._cur.execute)
             self.lock.release()
+
+    # -- atomic read-modify-write (caller holds lock, inside begin() ... commit()) --------------
+    def get_for_update(self, group: str, key: str) -> tuple[Any, Any] | None:
+        # BEGIN IMMEDIATE already holds the database's write lock: no other connection can
+        # change the key before this transaction ends, so a plain read is enough.
+        row: tuple[Any, Any] | None = self.get(group, key)
+        return row
+
+    def set_expiry(self, group: str, key: str, expires: int | None) -> bool:
+        return self._changed(sql.SET_EXPIRY, (expires, group, key))
+
+    # -- maintenance ----------------------------------------------------------------------------
+    def stats(self, now: int) -> StoreStats:
+        keys, expired, groups, size = self._fetch(sql.STATS, (now,))[0]
+        if self._memory:
+            return StoreStats(keys, expired, groups, size, 0, 0)
+        path, wal = self._files()
+        return StoreStats(keys, expired, groups, size, _file_size(path), _file_size(wal))
+
+    def _files(self) -> tuple[str, str]:
+        """The database and WAL file names. NOTE: APSW refuses any use of a connection, even
+        reading an attribute, while another thread runs a statement on it: hence the lock."""
+        with self.lock:
+            return self._conn.filename, self._conn.filename_wal
+
+    def check(self) -> list[str]:
+        with self.lock:
+            try:
+                rows = self._execute(sql.INTEGRITY_CHECK).fetchall()
+            except (apsw.CorruptError, apsw.NotADBError) as exc:
+                return [self._reason(exc)]  # the check itself stopped at the damage
+            except apsw.Error as exc:
+                raise self._fail(exc) from exc
+        problems = [str(row[0]) for row in rows]
+        return [] if problems == ["ok"] else problems
+
+    def vacuum(self) -> None:
+        if self.readonly:
+            raise DatabaseError(_READ_ONLY)
+        try:
+            self._execute(sql.VACUUM)
+            if not self._memory:
+                # NOTE: in WAL mode VACUUM writes the rebuilt pages to the log; the file itself
+                # shrinks only when a checkpoint copies them back and truncates it.
+                self._execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except apsw.Error as exc:
+            raise self._fail(exc) from exc
+
+    def checkpoint(self, mode: str) -> tuple[int, int]:
+        if self.readonly:
+            raise DatabaseError(_READ_ONLY)
+        if self._memory:
+            return (0, 0)
+        try:
+            _, frames, done = self._execute(f"PRAGMA wal_checkpoint({mode.upper()})").fetchall()[0]
+        except apsw.Error as exc:
+            raise self._fail(exc) from exc
+        return (max(frames, 0), max(done, 0))  # -1: not in WAL mode
+
+    def backup(self, dest: str) -> None:
+        try:
+            os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            raise DatabaseError(f"{dest!r} already exists; a backup never overwrites") from None
+        except OSError as exc:
+            raise DatabaseError(f"cannot create {dest!r}: {exc.strerror or exc}") from exc
+        try:
+            target = apsw.Connection(dest)
+            try:
+                if self._memory:
+                    with self.lock:
+                        _copy(self._conn, target)
+                else:
+                    # NOTE: a connection of its own, so the store's threads keep working while
+                    # the copy runs; it reads one snapshot of the committed data, and in WAL
+                    # mode other processes keep writing meanwhile.
+                    path = self._files()[0]
+                    source = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+                    try:
+                        source.set_busy_handler(sql.BusyWaiter(self._busy_timeout))
+                        source.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+                        _copy(source, target)
+                    finally:
+                        source.close()
+            finally:
+                target.close()
+        except BaseException as exc:
+            for leftover in (dest, dest + "-wal", dest + "-shm", dest + "-journal"):
+                with contextlib.suppress(OSError):
+                    os.remove(leftover)
+            if isinstance(exc, apsw.Error):
+                raise DatabaseError(f"backup to {dest!r} failed: {_reason(exc)}") from exc
+            raise
+
+
+def _copy(source: apsw.Connection, target: apsw.Connection) -> None:
+    # Every page in one step: the copy is one read snapshot of the source. Copying in pieces
+    # would restart from the beginning each time another connection commits in between.
+    with target.backup("main", source, "main") as backup:
+        backup.step(-1)
+        if not backup.done:  # pragma: no cover - step(-1) copies everything or raises
+            raise apsw.BusyError("the backup did not finish")
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # no WAL file at the moment, or the file was removed
+        return 0
 
 
 def versions() -> str:

@@ -18,6 +18,8 @@ import urllib.parse
 
 import apsw
 
+from . import DEFAULT_CACHE_SIZE_MB, DEFAULT_MMAP_SIZE_MB
+
 # A row is live when it has no expiry or expires strictly after "now" (Unix ms).
 LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
@@ -119,6 +121,21 @@ PURGE = "DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?"
 PURGE_RETURNING = PURGE + " RETURNING group_name, entry_key"
 PURGE_RANGE = f"DELETE FROM entries WHERE {IN_RANGE} AND expires_at IS NOT NULL AND expires_at <= ?"
 PURGE_RANGE_RETURNING = PURGE_RANGE + " RETURNING group_name, entry_key"
+
+# -- atomic operations and maintenance --------------------------------------------------------
+SET_EXPIRY = "UPDATE entries SET expires_at = ? WHERE group_name = ? AND entry_key = ?"
+# NOTE: one pass over the table; octet_length() reads a TEXT column's length from the record
+# header without loading or decoding the value (SQLite 3.43+).
+STATS = (
+    "SELECT IFNULL(SUM(live), 0), IFNULL(SUM(NOT live), 0), "
+    "COUNT(DISTINCT CASE WHEN live THEN group_name END), "
+    "IFNULL(SUM(CASE WHEN live THEN octet_length(entry_key) + octet_length(entry_value) END), 0) "
+    "FROM (SELECT group_name, entry_key, entry_value, "
+    "(expires_at IS NULL OR expires_at > ?) AS live FROM entries)"
+)
+INTEGRITY_CHECK = "PRAGMA integrity_check"
+VACUUM = "VACUUM"
+CHECKPOINT_MODES = ("passive", "full", "restart", "truncate")
 
 # -- export (the CLI): every live row with its expiry, so TTLs survive export/import ---------
 EXPORT = (
@@ -265,12 +282,25 @@ class BusyWaiter:
         return True
 
 
-def connect(path: str, busy_timeout: float, synchronous: str) -> apsw.Connection:
+def connect(
+    path: str,
+    busy_timeout: float,
+    synchronous: str,
+    *,
+    readonly: bool = False,
+    cache_size_mb: float = DEFAULT_CACHE_SIZE_MB,
+    mmap_size_mb: float = DEFAULT_MMAP_SIZE_MB,
+) -> apsw.Connection:
     """Open ``path`` with go-store's pragmas and an up-to-date schema.
 
+    ``readonly`` opens without writing anything: no WAL switch, no migration (a file that
+    needs one raises :class:`SchemaError`), no checkpoint when the connection closes.
     On any failure the connection is closed before the exception propagates.
     """
-    flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    if readonly:
+        flags = apsw.SQLITE_OPEN_READONLY
+    else:
+        flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = apsw.Connection(path, flags=flags)
     try:
         # NOTE: the busy timeout comes first, so that everything below waits for other
@@ -279,6 +309,10 @@ def connect(path: str, busy_timeout: float, synchronous: str) -> apsw.Connection
         # Double-quoted strings as identifiers only (SQLite's recommended setting).
         conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
         conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+        if readonly:
+            conn = _open_readable(conn, path, busy_timeout)
+            set_cache(conn, cache_size_mb, mmap_size_mb)
+            return conn
         if path != MEMORY:
             try:
                 _set_wal(conn, busy_timeout)
@@ -289,10 +323,52 @@ def connect(path: str, busy_timeout: float, synchronous: str) -> apsw.Connection
                 conn = _open_immutable(path, busy_timeout)
         conn.execute(f"PRAGMA synchronous={SYNCHRONOUS_LEVELS[synchronous]}")
         migrate(conn)
+        set_cache(conn, cache_size_mb, mmap_size_mb)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def set_cache(conn: apsw.Connection, cache_size_mb: float, mmap_size_mb: float) -> None:
+    """Size the page cache and the memory-mapped I/O window.
+
+    NOTE: with a 2 MB page cache, a lookup in a large file reads most B-tree pages from the OS
+    cache again (a copy per page); memory-mapped reads use the OS cache's pages in place, with
+    no copy and no private memory. A larger page cache avoids the copies too, but costs
+    private memory per connection and measured no faster. https://www.sqlite.org/mmap.html
+    """
+    conn.execute(f"PRAGMA cache_size=-{int(cache_size_mb * 1024)}")
+    conn.execute(f"PRAGMA mmap_size={int(mmap_size_mb * 1024 * 1024)}")
+
+
+def _open_readable(conn: apsw.Connection, path: str, busy_timeout: float) -> apsw.Connection:
+    """Check that a read-only ``conn`` can serve gostore as it is; the connection to use."""
+    try:
+        _check_readable(conn)
+    except apsw.CantOpenError:
+        # A WAL file whose -shm cannot be created (a read-only filesystem): as connect() does.
+        if not _read_only_without_wal(conn, path):
+            raise
+        conn.close()
+        conn = _open_immutable(path, busy_timeout)
+        try:
+            _check_readable(conn)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
+def _check_readable(conn: apsw.Connection) -> None:
+    # NOTE: a read-only connection must never checkpoint the WAL into the file when it closes
+    # (SQLite does that for the last connection of a database); and it cannot migrate.
+    conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+    if needs_migration(conn):
+        raise SchemaError(
+            "it has no up-to-date go-store table, and a read-only open never changes the "
+            "schema; open it once without readonly=True to create or migrate it"
+        )
 
 
 def _read_only_without_wal(conn: apsw.Connection, path: str) -> bool:
