@@ -40,6 +40,7 @@ __all__ = (
     "EngineOptions",
     "Row",
     "Totals",
+    "POSTGRES_EXTRA",
     "open_engine",
 )
 
@@ -177,7 +178,9 @@ class Engine(Protocol):
         ends (for an atomic quota check). A no-op where a write transaction excludes others."""
 
     # -- transactions (caller holds lock) -------------------------------------------------------
-    depth: int  # open levels in the calling thread: 0 outside a transaction
+    @property
+    def depth(self) -> int:
+        """Open levels in the calling thread: 0 outside a transaction."""
 
     def begin(self) -> None:
         """Open a level: the outermost starts a write transaction, inner ones a savepoint."""
@@ -191,8 +194,23 @@ class Engine(Protocol):
         ended."""
 
 
+_URL_SCHEMES = ("postgresql://", "postgres://")
+POSTGRES_EXTRA = 'pip install "gostore[postgresql]"'
+
+
 def open_engine(target: str | os.PathLike[str], options: EngineOptions) -> Engine:
-    """The engine for ``target``: a path or ``":memory:"`` is SQLite."""
+    """The engine for ``target``: a ``postgresql://`` or ``postgres://`` URL is PostgreSQL, a
+    path or ``":memory:"`` is SQLite."""
+    text = os.fsdecode(os.fspath(target))
+    if text[:13].lower().startswith(_URL_SCHEMES):
+        try:
+            from . import postgres
+        except ImportError as exc:
+            raise DatabaseError(
+                f"a PostgreSQL URL needs psycopg 3, which is not installed ({exc}); "
+                f"install it with: {POSTGRES_EXTRA}"
+            ) from exc
+        return postgres.PostgresEngine(text, options)
     from . import sqlite
 
-    return sqlite.SQLiteEngine(os.fsdecode(os.fspath(target)), options)
+    return sqlite.SQLiteEngine(text, options)
