@@ -11,14 +11,14 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
 import gostore
 from gostore import _speedups_py, _types
 
-from .pg_cluster import ENABLE_HINT, Cluster, ClusterUnavailable
+from .pg_cluster import ENABLE_HINT, Cluster, ClusterUnavailable, bindir
 
 REQUIRE_SPEEDUPS = os.environ.get("GOSTORE_REQUIRE_SPEEDUPS", "").strip().lower() in {"1", "true"}
 
@@ -99,10 +99,8 @@ ENGINE_MODULES = {
     "test_ttl",
 }
 ENGINES = ("sqlite-memory", "sqlite-file", "postgresql")
-REQUIRE_POSTGRES = (
-    os.environ.get("CI", "").strip().lower() == "true"
-    or os.environ.get("GOSTORE_REQUIRE_POSTGRES", "").strip().lower() in {"1", "true"}
-)
+_IN_CI = os.environ.get("CI", "").strip().lower() == "true"
+REQUIRE_POSTGRES = _IN_CI or os.environ.get("GOSTORE_REQUIRE_POSTGRES", "").strip() in {"1", "true"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -118,6 +116,49 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker("sqlite_only") is not None:
             engines = tuple(name for name in ENGINES if name.startswith("sqlite"))
         metafunc.parametrize("engine", engines, indirect=True)
+
+
+def _postgres_missing() -> str | None:
+    """Why the PostgreSQL tests cannot run here, or None when they can."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        bindir()
+    except ClusterUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("engine") == "postgresql":
+        return True
+    return "pg_cluster" in getattr(item, "fixturenames", ())
+
+
+_PG_NOT_RUN: list[str] = []  # the one line the summary shows when PostgreSQL tests are left out
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # NOTE: left out at collection, not skipped one by one: a developer without PostgreSQL
+    # sees one line saying how to enable them, instead of a skip line per test.
+    reason = None if REQUIRE_POSTGRES else _postgres_missing()
+    if reason is None:
+        return
+    dropped = [item for item in items if _needs_postgres(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not _needs_postgres(item)]
+        _PG_NOT_RUN.append(
+            f"{len(dropped)} PostgreSQL tests not run ({reason}): to run them, {ENABLE_HINT}"
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _PG_NOT_RUN:
+        terminalreporter.write_line(line, yellow=True)
 
 
 @pytest.fixture

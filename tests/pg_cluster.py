@@ -25,9 +25,8 @@ SUPERUSER = "gostore"  # the database superuser initdb creates
 DATABASE = "postgres"
 
 ENABLE_HINT = (
-    "install PostgreSQL 15 server binaries (Debian: apt-get install postgresql) and "
-    "psycopg (pip install -e '.[test]'), or set GOSTORE_PG_BINDIR; "
-    "GOSTORE_REQUIRE_POSTGRES=1 makes their absence a failure"
+    "install the PostgreSQL server (Debian: apt-get install postgresql; or point "
+    "GOSTORE_PG_BINDIR at its bin directory) and psycopg (pip install -e '.[test]')"
 )
 
 
@@ -36,17 +35,19 @@ class ClusterUnavailable(Exception):
 
 
 def bindir() -> Path:
-    """The directory holding ``initdb``/``pg_ctl``: ``$GOSTORE_PG_BINDIR``, else the newest
-    ``/usr/lib/postgresql/N/bin``, else ``pg_config --bindir``."""
+    """The directory holding ``initdb``/``pg_ctl``: ``$GOSTORE_PG_BINDIR`` when set (and only
+    it), else the newest ``/usr/lib/postgresql/N/bin``, else ``pg_config --bindir``."""
     explicit = os.environ.get("GOSTORE_PG_BINDIR")
     candidates: list[Path] = [Path(explicit)] if explicit else []
     root = Path("/usr/lib/postgresql")
-    if root.is_dir():
+    if explicit:
+        pass  # only the directory asked for
+    elif root.is_dir():
         versions = sorted(
             (p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name), reverse=True
         )
         candidates += [p / "bin" for p in versions]
-    pg_config = shutil.which("pg_config")
+    pg_config = None if explicit else shutil.which("pg_config")
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0 and out.stdout.strip():
@@ -146,8 +147,13 @@ class Cluster:
         import psycopg
 
         admin = self._admin
-        if admin is None or admin.closed or admin.broken:
-            admin = self._admin = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        if admin is not None:
+            try:
+                admin.execute(statement)
+                return
+            except psycopg.OperationalError:  # the server restarted since (the outage tests)
+                admin.close()
+        admin = self._admin = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         admin.execute(statement)
 
     def start(self) -> None:
