@@ -87,7 +87,8 @@ def _unprivileged_user() -> str | None:
 class Cluster:
     """One server; :meth:`stop` and :meth:`start` may be repeated (the outage tests do)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable``: keep PostgreSQL's fsync and synchronous commit (for benchmarks)."""
         self.bin = bindir()
         self.user = _unprivileged_user()
         self.root = Path(tempfile.mkdtemp(prefix="gostore-pg-"))
@@ -117,8 +118,9 @@ class Cluster:
                     "listen_addresses = '127.0.0.1'\n"
                     f"port = {self.port}\n"
                     "unix_socket_directories = ''\n"
-                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                     "max_connections = 200\nshared_buffers = 64MB\n"
+                    + ("" if durable else "fsync = off\nsynchronous_commit = off\n")
+                    + ("" if durable else "full_page_writes = off\n")
                 )
             self.start()
         except BaseException:
@@ -183,3 +185,24 @@ def wait_until(predicate: object, timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.1)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.pg_cluster [--durable] COMMAND...``: run COMMAND with a throwaway
+    server, ``{url}`` in its arguments replaced by the server's URL (benchmarks use this)."""
+    durable = bool(argv) and argv[0] == "--durable"
+    command = argv[1:] if durable else argv
+    if not command:
+        print("usage: python -m tests.pg_cluster [--durable] COMMAND... ({url}: the URL)")
+        return 2
+    cluster = Cluster(durable=durable)
+    try:
+        return subprocess.run([arg.replace("{url}", cluster.url) for arg in command]).returncode
+    finally:
+        cluster.remove()
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

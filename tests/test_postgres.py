@@ -350,3 +350,35 @@ def test_quota_checks_stay_exact_with_a_second_client_writing(pg: Store, pg_url:
         tenant.set("g", "d", "1")
     pg.delete("ns:g", "c")
     tenant.set("g", "d", "1")
+
+
+# -- command line ----------------------------------------------------------------------------
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gostore", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_the_command_line_takes_a_url_in_db_and_gostore_db(pg: Store, pg_url: str) -> None:
+    import os
+
+    done = _cli("--db", pg_url, "set", "config", "colour", "blue")
+    assert done.returncode == 0, done.stderr
+    assert pg.get("config", "colour") == "blue"
+    env = {**os.environ, "GOSTORE_DB": pg_url}
+    done = _cli("get", "config", "colour", env=env)
+    assert (done.returncode, done.stdout) == (0, "blue\n"), done.stderr
+
+
+def test_bench_with_a_url_compares_gostore_with_raw_psycopg(pg_url: str) -> None:
+    done = _cli("bench", "--db", pg_url, "--quick")
+    assert done.returncode in (0, 1), done.stderr  # 1: a target was missed on this machine
+    for row in ("| Get |", "| Set |", "| SetMany vs Set, per key |", "| GetAll (10,000 keys) |"):
+        assert row in done.stdout
+    with gostore.Store(pg_url, purge_interval=0) as store:
+        assert store.groups("gostore-bench:") == []  # it cleans up after itself

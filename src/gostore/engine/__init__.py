@@ -41,6 +41,7 @@ __all__ = (
     "Row",
     "Totals",
     "POSTGRES_EXTRA",
+    "is_url",
     "open_engine",
 )
 
@@ -198,11 +199,16 @@ _URL_SCHEMES = ("postgresql://", "postgres://")
 POSTGRES_EXTRA = 'pip install "gostore[postgresql]"'
 
 
+def is_url(target: object) -> bool:
+    """True when ``target`` is a database server URL (selects the PostgreSQL engine)."""
+    return isinstance(target, str) and target[:13].lower().startswith(_URL_SCHEMES)
+
+
 def open_engine(target: str | os.PathLike[str], options: EngineOptions) -> Engine:
     """The engine for ``target``: a ``postgresql://`` or ``postgres://`` URL is PostgreSQL, a
     path or ``":memory:"`` is SQLite."""
     text = os.fsdecode(os.fspath(target))
-    if text[:13].lower().startswith(_URL_SCHEMES):
+    if is_url(text):
         try:
             from . import postgres
         except ImportError as exc:

@@ -45,7 +45,7 @@ _CHUNK = 10_000  # rows per statement in put_many
 _DUMP_ROWS = 1024  # rows fetched per step by dump()
 
 # -- SQL -------------------------------------------------------------------------------------
-_LIVE = "(expires_at IS NULL OR expires_at > %s)"
+_LIVE = "(expires_at IS NULL OR expires_at > %b)"
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS entries ("
     "group_name bytea NOT NULL, entry_key bytea NOT NULL, entry_value bytea NOT NULL, "
@@ -64,73 +64,73 @@ _EXPECTED = {
     "entry_value": "bytea",
     "expires_at": "bigint",
 }
-GET = "SELECT entry_value, expires_at FROM entries WHERE group_name = %s AND entry_key = %s"
-EXISTS = f"SELECT 1 FROM entries WHERE group_name = %s AND entry_key = %s AND {_LIVE}"
+GET = "SELECT entry_value, expires_at FROM entries WHERE group_name = %b AND entry_key = %b"
+EXISTS = f"SELECT 1 FROM entries WHERE group_name = %b AND entry_key = %b AND {_LIVE}"
 GET_MANY = (
-    "SELECT entry_key, entry_value FROM entries WHERE group_name = %s "
-    f"AND entry_key = ANY(%s::bytea[]) AND {_LIVE}"
+    "SELECT entry_key, entry_value FROM entries WHERE group_name = %b "
+    f"AND entry_key = ANY(%b::bytea[]) AND {_LIVE}"
 )
 SET = (
     "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) "
-    "VALUES (%s, %s, %s, %s::bigint) ON CONFLICT (group_name, entry_key) DO UPDATE SET "
+    "VALUES (%b, %b, %b, %b::bigint) ON CONFLICT (group_name, entry_key) DO UPDATE SET "
     "entry_value = excluded.entry_value, expires_at = excluded.expires_at"
 )
 # NOTE: one statement for a whole batch: the rows travel as four arrays and the server
 # unpacks them, a round trip per batch instead of per row.
 SET_MANY = (
     "INSERT INTO entries (group_name, entry_key, entry_value, expires_at) "
-    "SELECT * FROM unnest(%s::bytea[], %s::bytea[], %s::bytea[], %s::bigint[]) "
+    "SELECT * FROM unnest(%b::bytea[], %b::bytea[], %b::bytea[], %b::bigint[]) "
     "ON CONFLICT (group_name, entry_key) DO UPDATE SET "
     "entry_value = excluded.entry_value, expires_at = excluded.expires_at"
 )
-DELETE = "DELETE FROM entries WHERE group_name = %s AND entry_key = %s"
+DELETE = "DELETE FROM entries WHERE group_name = %b AND entry_key = %b"
 # The lazy delete is a courtesy of a read: SKIP LOCKED keeps it from waiting for a row another
 # transaction holds (the purge removes it later), and it re-checks the expiry so it never
 # removes a row another client just renewed.
 DELETE_EXPIRED = (
     "DELETE FROM entries WHERE (group_name, entry_key) IN (SELECT group_name, entry_key "
-    "FROM entries WHERE group_name = %s AND entry_key = %s AND expires_at IS NOT NULL "
-    "AND expires_at <= %s FOR UPDATE SKIP LOCKED)"
+    "FROM entries WHERE group_name = %b AND entry_key = %b AND expires_at IS NOT NULL "
+    "AND expires_at <= %b FOR UPDATE SKIP LOCKED)"
 )
-DELETE_GROUP = "DELETE FROM entries WHERE group_name = %s"
-COUNT = f"SELECT count(*) FROM entries WHERE group_name = %s AND {_LIVE}"
-ENTRIES = f"SELECT entry_key, entry_value FROM entries WHERE group_name = %s AND {_LIVE}"
+DELETE_GROUP = "DELETE FROM entries WHERE group_name = %b"
+COUNT = f"SELECT count(*) FROM entries WHERE group_name = %b AND {_LIVE}"
+ENTRIES = f"SELECT entry_key, entry_value FROM entries WHERE group_name = %b AND {_LIVE}"
 PAGE = (
-    f"SELECT entry_key, entry_value FROM entries WHERE group_name = %s AND {_LIVE} "
-    "ORDER BY entry_key LIMIT %s::bigint OFFSET %s::bigint"
+    f"SELECT entry_key, entry_value FROM entries WHERE group_name = %b AND {_LIVE} "
+    "ORDER BY entry_key LIMIT %b::bigint OFFSET %b::bigint"
 )
 PAGE_AFTER = (
-    "SELECT entry_key, entry_value FROM entries WHERE group_name = %s AND entry_key > %s "
-    f"AND {_LIVE} ORDER BY entry_key LIMIT %s::bigint"
+    "SELECT entry_key, entry_value FROM entries WHERE group_name = %b AND entry_key > %b "
+    f"AND {_LIVE} ORDER BY entry_key LIMIT %b::bigint"
 )
 ROW_SIZE = (
     "SELECT octet_length(entry_key) + octet_length(entry_value), expires_at FROM entries "
-    "WHERE group_name = %s AND entry_key = %s"
+    "WHERE group_name = %b AND entry_key = %b"
 )
-LOCK = "SELECT pg_advisory_xact_lock(%s::bigint)"
+LOCK = "SELECT pg_advisory_xact_lock(%b::bigint)"
 
 
 def _ranged(template: str) -> tuple[str, str]:
     """``template`` with ``{range}`` as ``lo <= group_name < hi`` and as ``lo <= group_name``
     (a prefix with no upper bound); both bind ``lo`` then ``hi``, the second ignoring it."""
     return (
-        template.format(range="group_name >= %s AND group_name < %s"),
-        template.format(range="group_name >= %s AND %s::bytea IS NOT NULL"),
+        template.format(range="group_name >= %b AND group_name < %b"),
+        template.format(range="group_name >= %b AND %b::bytea IS NOT NULL"),
     )
 
 
 COUNT_RANGE = _ranged(f"SELECT count(*) FROM entries WHERE {{range}} AND {_LIVE}")
 GROUPS_FIRST = _ranged(
-    "SELECT DISTINCT group_name FROM entries WHERE {range} AND group_name >= %s AND "
-    f"{_LIVE} ORDER BY group_name LIMIT %s::bigint"
+    "SELECT DISTINCT group_name FROM entries WHERE {range} AND group_name >= %b AND "
+    f"{_LIVE} ORDER BY group_name LIMIT %b::bigint"
 )
 GROUPS_AFTER = _ranged(
-    "SELECT DISTINCT group_name FROM entries WHERE {range} AND group_name > %s AND "
-    f"{_LIVE} ORDER BY group_name LIMIT %s::bigint"
+    "SELECT DISTINCT group_name FROM entries WHERE {range} AND group_name > %b AND "
+    f"{_LIVE} ORDER BY group_name LIMIT %b::bigint"
 )
 DELETE_RANGE = _ranged("DELETE FROM entries WHERE {range} RETURNING group_name")
 PURGE = _ranged(
-    "DELETE FROM entries WHERE {range} AND expires_at IS NOT NULL AND expires_at <= %s "
+    "DELETE FROM entries WHERE {range} AND expires_at IS NOT NULL AND expires_at <= %b "
     "RETURNING group_name, entry_key"
 )
 TOTALS = _ranged(
@@ -139,7 +139,7 @@ TOTALS = _ranged(
 )
 EXPIRING = _ranged(
     "SELECT group_name, entry_key, octet_length(entry_key) + octet_length(entry_value), "
-    "expires_at FROM entries WHERE {range} AND expires_at IS NOT NULL AND expires_at > %s"
+    "expires_at FROM entries WHERE {range} AND expires_at IS NOT NULL AND expires_at > %b"
 )
 EXPORT = (
     "SELECT group_name, entry_key, entry_value, expires_at FROM entries "
