@@ -4,17 +4,21 @@ test_speedups.py also compares both implementations side by side in one run."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
 import gostore
 from gostore import _speedups_py, _types
+
+from .pg_cluster import ENABLE_HINT, Cluster, ClusterUnavailable, bindir
 
 REQUIRE_SPEEDUPS = os.environ.get("GOSTORE_REQUIRE_SPEEDUPS", "").strip().lower() in {"1", "true"}
 
@@ -81,10 +85,152 @@ def drain(watcher: gostore.Watcher) -> list[gostore.Event]:
     return events
 
 
+# -- engines ----------------------------------------------------------------------------------
+# The behaviour tests of these modules run on every engine: their `store` fixture is
+# parametrised (sqlite-memory, sqlite-file, postgresql). Elsewhere `store` is SQLite in memory.
+ENGINE_MODULES = {
+    "test_atomic",
+    "test_errors",
+    "test_events",
+    "test_inputs",
+    "test_quota",
+    "test_scope",
+    "test_store",
+    "test_transaction",
+    "test_ttl",
+}
+ENGINES = ("sqlite-memory", "sqlite-file", "postgresql")
+_IN_CI = os.environ.get("CI", "").strip().lower() == "true"
+REQUIRE_POSTGRES = _IN_CI or os.environ.get("GOSTORE_REQUIRE_POSTGRES", "").strip() in {"1", "true"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: a behaviour test that holds only on the SQLite engines"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if "store" in metafunc.fixturenames and module in ENGINE_MODULES:
+        engines = ENGINES
+        if metafunc.definition.get_closest_marker("sqlite_only") is not None:
+            engines = tuple(name for name in ENGINES if name.startswith("sqlite"))
+        metafunc.parametrize("engine", engines, indirect=True)
+
+
+def _postgres_missing() -> str | None:
+    """Why the PostgreSQL tests cannot run here, or None when they can."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        bindir()
+    except ClusterUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("engine") == "postgresql":
+        return True
+    return "pg_cluster" in getattr(item, "fixturenames", ())
+
+
+_PG_NOT_RUN: list[str] = []  # the one line the summary shows when PostgreSQL tests are left out
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # NOTE: left out at collection, not skipped one by one: a developer without PostgreSQL
+    # sees one line saying how to enable them, instead of a skip line per test.
+    reason = None if REQUIRE_POSTGRES else _postgres_missing()
+    if reason is None:
+        return
+    dropped = [item for item in items if _needs_postgres(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not _needs_postgres(item)]
+        _PG_NOT_RUN.append(
+            f"{len(dropped)} PostgreSQL tests not run ({reason}): to run them, {ENABLE_HINT}"
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _PG_NOT_RUN:
+        terminalreporter.write_line(line, yellow=True)
+
+
 @pytest.fixture
-def store() -> Iterator[gostore.Store]:
-    """An in-memory store without a purge thread."""
-    with gostore.Store(purge_interval=0) as opened:
+def engine(request: pytest.FixtureRequest) -> str:
+    """The engine the `store` fixture opens (see ENGINE_MODULES)."""
+    return getattr(request, "param", "sqlite-memory")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL server for the whole session (tests/pg_cluster.py)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _postgres_unavailable("psycopg is not installed")
+    try:
+        cluster = Cluster()
+    except (ClusterUnavailable, OSError, subprocess.SubprocessError) as exc:
+        _postgres_unavailable(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+def _postgres_unavailable(reason: str) -> NoReturn:
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"PostgreSQL is required here (CI / GOSTORE_REQUIRE_POSTGRES) but {reason}")
+    pytest.skip(f"PostgreSQL tests skipped: to run them, {ENABLE_HINT}")
+
+
+_SCHEMAS = itertools.count()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> str:
+    """A URL whose search_path names a schema with an empty ``entries`` table.
+
+    The behaviour tests share one schema, emptied before each test: creating a table costs
+    several times what most tests do. :func:`pg_fresh_url` gives a schema of its own.
+    """
+    pg_cluster.execute(
+        "CREATE SCHEMA IF NOT EXISTS shared; "
+        "DO $$ BEGIN IF to_regclass('shared.entries') IS NOT NULL "
+        "THEN DELETE FROM shared.entries; END IF; END $$"
+    )
+    return f"{pg_cluster.url}?options=-csearch_path%3Dshared"
+
+
+@pytest.fixture
+def pg_fresh_url(pg_cluster: Cluster) -> str:
+    """A URL whose search_path names a new, empty schema (no ``entries`` table yet)."""
+    schema = f"t{next(_SCHEMAS)}"
+    pg_cluster.execute(f"CREATE SCHEMA {schema}")
+    return f"{pg_cluster.url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def store_target(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the `store` fixture's store lives on its engine."""
+    if engine == "sqlite-memory":
+        return ":memory:"
+    if engine == "sqlite-file":
+        return str(tmp_path / "engine-store.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(store_target: str) -> Iterator[gostore.Store]:
+    """A store without a purge thread, on the engine of the `engine` fixture."""
+    with gostore.Store(store_target, purge_interval=0) as opened:
         yield opened
 
 

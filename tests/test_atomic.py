@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,12 +17,10 @@ from gostore import EventType, NotFoundError, QuotaConfig, QuotaExceededError, S
 from .conftest import FakeClock, drain, run_in_threads
 
 
-@pytest.fixture(params=["memory", "file"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store in memory and one on a file: the atomic step differs between them."""
-    path = ":memory:" if request.param == "memory" else tmp_path / "atomic.db"
-    with Store(path, purge_interval=0) as opened:
-        yield opened
+@pytest.fixture
+def any_store(store: Store) -> Store:
+    """The store on each engine (memory, file, PostgreSQL): the atomic step differs."""
+    return store
 
 
 def events_of(watcher: gostore.Watcher) -> list[tuple[EventType, str, str, str]]:

@@ -128,6 +128,8 @@ def test_callbacks_after_commit_run_outside_the_transaction(store: Store) -> Non
 
 
 # -- threads -----------------------------------------------------------------------------------
+# On PostgreSQL other threads do not wait (tests/test_postgres.py checks that rule).
+@pytest.mark.sqlite_only
 def test_another_thread_waits_until_the_transaction_ends(store: Store) -> None:
     order: list[str] = []
     calling = threading.Event()
@@ -151,6 +153,8 @@ def test_another_thread_waits_until_the_transaction_ends(store: Store) -> None:
     assert order == ["other-thread"]
 
 
+# On PostgreSQL the reader does not wait for the block to end (tests/test_postgres.py).
+@pytest.mark.sqlite_only
 def test_another_thread_sees_the_committed_state_only(store: Store) -> None:
     store.set("g", "k", "old")
     seen: list[str] = []

@@ -13,6 +13,7 @@ lock is released, ``on_change`` callbacks run.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import weakref
 from collections.abc import Generator, Iterable, Iterator, Mapping
@@ -40,6 +41,14 @@ _DELETE = EventType.DELETE
 _CORES: weakref.WeakKeyDictionary[object, Core] = weakref.WeakKeyDictionary()
 
 
+class _Staged(threading.local):
+    """The events of the calling thread's open transaction, sent on commit. Per thread: on an
+    engine whose transactions do not exclude other threads, several may be open at once."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+
 def core_of(store: object) -> Core:
     """The core of an open ``Store`` (how ScopedStore finds it without private access)."""
     try:
@@ -58,7 +67,7 @@ class Core:
         self.ledgers: Ledgers = {}
         self.closed = False
         self.forked = False
-        self._staged: list[Event] = []  # events of the open transaction, sent on commit
+        self._staged = _Staged()
         _CORES[owner] = self
 
     # -- failures -------------------------------------------------------------------------------
@@ -88,7 +97,7 @@ class Core:
         Inside a transaction they are staged instead, and sent on commit.
         """
         if self.engine.depth:
-            self._staged.extend(events)
+            self._staged.events.extend(events)
             return NO_EVENTS
         self.hub.to_watchers(events)
         return events if self.hub.callbacks else NO_EVENTS
@@ -96,7 +105,7 @@ class Core:
     def publish_one(self, kind: EventType, group: str, key: str, value: str) -> list[Event]:
         """:meth:`publish` for one change, building the Event only if someone receives it."""
         if self.engine.depth:
-            self._staged.append(Event(kind, group, key, value, time.time()))
+            self._staged.events.append(Event(kind, group, key, value, time.time()))
             return NO_EVENTS
         event = self.hub.publish(kind, group, key, value)
         return NO_EVENTS if event is None else [event]
@@ -108,10 +117,11 @@ class Core:
         self.ready(op)
         engine = self.engine
         try:
-            engine.begin()  # takes the lock until commit() or rollback()
+            engine.begin()  # on SQLite, takes the lock until commit() or rollback()
         except DatabaseError as exc:
             raise self.failure(op, exc, group) from exc.__cause__
-        mark = len(self._staged)
+        staged = self._staged
+        mark = len(staged.events)
         callbacks = NO_EVENTS
         try:
             yield
@@ -125,7 +135,7 @@ class Core:
             self._forget_level(mark)
             raise self.failure(op, exc, group) from exc.__cause__
         if outermost:
-            events, self._staged = self._staged, []
+            events, staged.events = staged.events, []
             with self.lock:
                 callbacks = self.publish(events) if events else NO_EVENTS
         if callbacks:
@@ -139,7 +149,7 @@ class Core:
 
     def _forget_level(self, mark: int) -> None:
         """A level was undone: its staged events go, and ledgers may count its writes."""
-        del self._staged[mark:]
+        del self._staged.events[mark:]
         self.ledgers.clear()
 
     # -- single-key reads -----------------------------------------------------------------------

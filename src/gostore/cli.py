@@ -52,6 +52,7 @@ from typing import IO, Any, NoReturn
 from . import __version__
 from ._accel import PURE_REQUESTED, SPEEDUPS
 from ._types import now_ms
+from .engine import is_url
 from .engine import sqlite as sqlite_engine
 from .errors import NotFoundError, StoreError
 from .store import Store
@@ -292,7 +293,7 @@ def _silence_stdout() -> None:
 
 def _open(args: argparse.Namespace, *, create: bool = False) -> Store:
     path: str = args.db
-    if not create and path != ":memory:" and not os.path.exists(path):
+    if not create and path != ":memory:" and not is_url(path) and not os.path.exists(path):
         raise CliError(f"database {path!r} does not exist (set --db or ${ENV_DB})", EXIT_STORE)
     # The CLI runs one command and exits, so no background purge thread.
     return Store(path, purge_interval=0)

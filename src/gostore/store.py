@@ -75,7 +75,8 @@ def _mebibytes(op: str, name: str, value: object) -> float:
 class Store:
     """A key-value store with groups, TTL expiry and change events, on SQLite.
 
-    :param path: a filesystem path (``str`` or ``os.PathLike``) or ``":memory:"``.
+    :param path: a filesystem path (``str`` or ``os.PathLike``), ``":memory:"``, or a
+        ``postgresql://`` URL for the PostgreSQL engine (``pip install "gostore[postgresql]"``).
     :param purge_interval: seconds between background purges of expired rows; ``0`` or
         ``None`` disables the purge thread.
     :param busy_timeout: seconds to wait for a lock held by another connection or process.

@@ -232,6 +232,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the Go harness (default: benchmarks/go under the current directory, or beside "
         "the sources of an editable install)",
     )
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="a postgresql:// URL: compare gostore on that server with raw psycopg instead "
+        "(writes and then removes groups starting with 'gostore-bench:')",
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -247,10 +253,34 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
 
 
+def _run_postgres(args: argparse.Namespace) -> int:
+    from ..engine import is_url
+
+    if not is_url(args.db):
+        print("gostore bench: --db must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    try:
+        from . import postgres
+    except ImportError as exc:
+        print(f"gostore bench: {exc}", file=sys.stderr)
+        return 2
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        return postgres.run(args.db, rounds=args.rounds, quick=args.quick, log=log)
+    except gostore.StoreError as exc:
+        print(f"gostore bench: {exc}", file=sys.stderr)
+        return 3
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         print("gostore bench: --rounds must be >= 1", file=sys.stderr)
         return 2
+    if args.db:
+        return _run_postgres(args)
     if args.quick:
         args.rounds = 1
     try:

@@ -40,6 +40,8 @@ __all__ = (
     "EngineOptions",
     "Row",
     "Totals",
+    "POSTGRES_EXTRA",
+    "is_url",
     "open_engine",
 )
 
@@ -191,7 +193,9 @@ class Engine(Protocol):
         ends (for an atomic quota check). A no-op where a write transaction excludes others."""
 
     # -- transactions (caller holds lock) -------------------------------------------------------
-    depth: int  # open levels in the calling thread: 0 outside a transaction
+    @property
+    def depth(self) -> int:
+        """Open levels in the calling thread: 0 outside a transaction."""
 
     def begin(self) -> None:
         """Open a level: the outermost starts a write transaction, inner ones a savepoint."""
@@ -246,8 +250,28 @@ class Engine(Protocol):
         which tool does it."""
 
 
+_URL_SCHEMES = ("postgresql://", "postgres://")
+POSTGRES_EXTRA = 'pip install "gostore[postgresql]"'
+
+
+def is_url(target: object) -> bool:
+    """True when ``target`` is a database server URL (selects the PostgreSQL engine)."""
+    return isinstance(target, str) and target[:13].lower().startswith(_URL_SCHEMES)
+
+
 def open_engine(target: str | os.PathLike[str], options: EngineOptions) -> Engine:
-    """The engine for ``target``: a path or ``":memory:"`` is SQLite."""
+    """The engine for ``target``: a ``postgresql://`` or ``postgres://`` URL is PostgreSQL, a
+    path or ``":memory:"`` is SQLite."""
+    text = os.fsdecode(os.fspath(target))
+    if is_url(text):
+        try:
+            from . import postgres
+        except ImportError as exc:
+            raise DatabaseError(
+                f"a PostgreSQL URL needs psycopg 3, which is not installed ({exc}); "
+                f"install it with: {POSTGRES_EXTRA}"
+            ) from exc
+        return postgres.PostgresEngine(text, options)
     from . import sqlite
 
-    return sqlite.SQLiteEngine(os.fsdecode(os.fspath(target)), options)
+    return sqlite.SQLiteEngine(text, options)
