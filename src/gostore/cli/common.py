@@ -78,9 +78,8 @@ def store_error_text(command: str, exc: StoreError) -> str:
     target = where(exc.group, exc.key)
     if isinstance(exc, NotFoundError):
         return f"not found: {target}" if target else "not found"
-    return f"{command} {target}: {store_error_reason(exc)}" if target else (
-        f"{command}: {store_error_reason(exc)}"
-    )
+    head = f"{command} {target}" if target else command
+    return f"{head}: {store_error_reason(exc)}"
 
 
 def store_error_reason(exc: StoreError) -> str:
