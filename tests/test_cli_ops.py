@@ -86,7 +86,7 @@ def test_touch_sets_or_clears_the_expiry(seeded: Path) -> None:
 def test_touch_of_a_missing_key_exits_1(seeded: Path) -> None:
     result = run("touch", "config", "missing", "--ttl", "5", db=seeded)
     assert result.returncode == 1
-    assert "store.touch group='config' key='missing': not found" in one_error_line(result)
+    assert "not found: config/missing" in one_error_line(result)
 
 
 def test_touch_needs_exactly_one_of_ttl_and_no_ttl(seeded: Path) -> None:
