@@ -27,6 +27,8 @@ _NOT_UTF8 = "a stored group, key or value is not valid UTF-8"
 class SQLiteEngine:
     """:class:`~gostore.engine.Engine` on one APSW connection."""
 
+    feed = False  # engine.sqlite_feed records changes
+
     def __init__(self, path: str, options: EngineOptions) -> None:
         self.target = path
         self.shared = path != sql.MEMORY
