@@ -15,6 +15,7 @@ order, so a foreign change that committed before an own write is never delivered
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import threading
 import time
@@ -306,6 +307,17 @@ class ReplayWatcher(Watcher):
                 if len(rows) < PAGE:
                     self._feed = None  # live from here: every later delivery has a larger seq
         return self._replay.popleft()
+
+    async def __anext__(self) -> Event:
+        if self._feed is not None or self._replay:
+            # NOTE: reading the record waits for the store's lock, which an asyncio
+            # transaction may hold while it waits for this very event loop.
+            event = self._replay.popleft() if self._replay else None
+            if event is None:
+                event = await asyncio.to_thread(self._replayed)
+            if event is not None:
+                return event
+        return await Watcher.__anext__(self)
 
     @property
     def replaying(self) -> bool:
