@@ -42,8 +42,8 @@ _KINDS = tuple(EventType)
 #: how often the background thread looks for other connections' commits: fast while changes
 #: arrive, slower when nothing happened for a while (an idle store costs almost no CPU)
 POLL_BUSY = 0.001
-POLL_IDLE = 0.004
-_IDLE_AFTER = 0.5  # seconds without a change before polling slows down
+POLL_IDLE = 0.006
+_IDLE_AFTER = 0.2  # seconds without a change before polling slows down
 
 
 def feed_off(op: str) -> StoreError:
@@ -96,16 +96,16 @@ class Feed:
     def _catch_up(self) -> list[Event]:
         found: list[Event] = []
         while True:
-            rows = self.engine.feed_read(self.cursor, PAGE, others=True)
-            found += self._take(rows)
+            rows, through = self.engine.feed_others(self.cursor, PAGE)
+            found += self._take(rows, through)
             if len(rows) < PAGE:
                 return found
 
-    def _take(self, rows: list[FeedRow]) -> list[Event]:
-        """The events of ``rows`` (other connections' changes) not delivered yet."""
+    def _take(self, rows: list[FeedRow], through: int) -> list[Event]:
+        """The events of ``rows`` (other connections' changes, complete through ``through``)
+        not delivered yet."""
         cursor = self.cursor
-        if rows:
-            self.cursor = max(cursor, rows[-1].seq)
+        self.cursor = max(cursor, through)
         if rows and rows[0].seq <= cursor:
             rows = [row for row in rows if row.seq > cursor]
         return to_events(rows)
@@ -206,11 +206,11 @@ class Feed:
     def _poll(self, listener: FeedListener) -> None:
         hub = self.hub
         while True:
-            rows = listener.read(self.cursor, PAGE)
+            rows, through = listener.read(self.cursor, PAGE)
             with self.core.lock:
                 if self.core.closed:
                     return
-                events = self._take(rows)
+                events = self._take(rows, through)
                 if events and hub.active:
                     hub.to_watchers(events)
                 callbacks = events if hub.callbacks else _NONE

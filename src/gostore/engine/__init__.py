@@ -216,9 +216,8 @@ class FeedListener(Protocol):
         """Block up to ``timeout`` seconds; True when other connections may have recorded
         changes since the last call. Returns False at once after :meth:`wake`."""
 
-    def read(self, since: int, limit: int) -> list[FeedRow]:
-        """Up to ``limit`` committed changes with ``seq > since`` made by other connections
-        than the engine's own, ascending."""
+    def read(self, since: int, limit: int) -> tuple[list[FeedRow], int]:
+        """As :meth:`FeedEngine.feed_others`, on the listener's connection."""
 
     def wake(self) -> None:
         """Make :meth:`wait` return now; callable from any thread."""
@@ -241,10 +240,14 @@ class FeedEngine(Engine, Protocol):
     DELETE rows.
     """
 
-    def feed_read(self, since: int, limit: int, *, others: bool = False) -> list[FeedRow]:
+    def feed_read(self, since: int, limit: int) -> list[FeedRow]:
         """Up to ``limit`` recorded changes with ``seq > since``, ascending (a read; inside
-        a transaction it sees the transaction's own changes). ``others``: only the changes
-        made by other connections than the engine's own."""
+        a transaction it sees the transaction's own changes)."""
+
+    def feed_others(self, since: int, limit: int) -> tuple[list[FeedRow], int]:
+        """Up to ``limit`` committed changes with ``seq > since`` made by other connections
+        than the engine's own, ascending, and the ``seq`` through which that list is complete
+        (so a reader moves past the engine's own changes without reading them again)."""
 
     def feed_last_seq(self) -> int:
         """The newest ``seq`` ever recorded (0 when none), trimmed rows included."""
