@@ -23,24 +23,26 @@ import gostore
 WRITER = """
 import sys, time, random, gostore
 path, count = sys.argv[1], int(sys.argv[2])
+low, high = float(sys.argv[3]), float(sys.argv[4])
 with gostore.Store(path, change_feed=True, purge_interval=0, synchronous="normal") as store:
     sys.stdin.readline()  # the watcher is ready
     stamps = []
     for n in range(count):
-        time.sleep(random.uniform(0.002, 0.012))
+        time.sleep(random.uniform(low, high))
         store.set("latency", "k", str(n))
         stamps.append(time.monotonic())  # the commit is done: CLOCK_MONOTONIC is system-wide
     print(" ".join(map(repr, stamps)))
 """
 
 
-def latency(directory: Path, count: int) -> tuple[float, float]:
-    path = directory / "latency.db"
+def latency(directory: Path, count: int, gap: tuple[float, float]) -> tuple[float, float]:
+    """Commit -> event, with ``gap`` seconds (a random range) between commits."""
+    path = directory / f"latency-{gap[0]}.db"
     received: dict[int, float] = {}
     with gostore.Store(path, change_feed=True, purge_interval=0) as store:
         with store.watch("latency", "k", buffer=count + 1) as watcher:
             child = subprocess.Popen(
-                [sys.executable, "-c", WRITER, str(path), str(count)],
+                [sys.executable, "-c", WRITER, str(path), str(count), *map(str, gap)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -92,9 +94,13 @@ def main() -> None:
             with_feed.append(set_rate(directory / "feed.db", True, args.sets))
         ratio = statistics.median(with_feed) / statistics.median(plain)
         cpu = idle_cpu(directory, args.idle)
-        p50, p99 = latency(directory, args.writes)
+        p50, p99 = latency(directory, args.writes, (0.002, 0.012))
+        sparse50, sparse99 = latency(directory, max(20, args.writes // 5), (0.25, 0.35))
     print(f"gostore change feed ({mode}), one run:")
     print(f"  commit -> event in another process: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    print(
+        f"  the same after idle gaps of 0.3 s: p50 {sparse50:.2f} ms, p99 {sparse99:.2f} ms"
+    )
     print(f"  idle store with the feed on and a watcher: {cpu * 100:.2f}% of a core")
     print(f"  file-backed set, synchronous=normal: feed on / feed off = {ratio:.2f}x")
 
