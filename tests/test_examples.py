@@ -32,7 +32,8 @@ def run_example(name: str) -> list[str]:
 
 def test_every_example_is_tested() -> None:
     tested = {"config_store.py", "session_cache.py", "multi_tenant.py",
-              "websocket_broadcast.py", "transactions.py", "aio_http.py"}
+              "websocket_broadcast.py", "transactions.py", "aio_http.py",
+              "workers_feed.py"}
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -130,3 +131,12 @@ def test_aio_http_serves_keys_and_counts_concurrent_increments_exactly() -> None
         "GET /kv/counters/hits -> 200 50",
         "server stopped; store closed: True",
     ]
+
+
+def test_workers_feed_each_worker_hears_the_other_three_and_the_record_replays() -> None:
+    lines = run_example("workers_feed.py")
+    for n in range(4):
+        others = sorted(f"w{m}" for m in range(4) if m != n)
+        assert f"worker {n} heard {others}" in lines
+    assert "changes since seq 0: 4, keys ['w0', 'w1', 'w2', 'w3']" in lines
+    assert lines[-1] == "in commit order: True"

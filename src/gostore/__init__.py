@@ -5,6 +5,7 @@ from ._accel import SPEEDUPS
 from ._render_limits import RenderLimits
 from ._types import KeyValue, StoreStats
 from .errors import (
+    ChangesExpiredError,
     InvalidNamespaceError,
     NotFoundError,
     QuotaExceededError,
@@ -20,6 +21,7 @@ from .transaction import Transaction
 __version__ = "0.1.0"
 
 __all__ = (
+    "ChangesExpiredError",
     "Event",
     "EventType",
     "InvalidNamespaceError",

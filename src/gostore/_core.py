@@ -29,6 +29,8 @@ from .events import Event, EventHub, EventType, Watcher, logger
 if TYPE_CHECKING:
     from datetime import timedelta
 
+    from .feed import Feed
+
     TTL = float | int | timedelta
 
 __all__ = ("Core", "core_of")
@@ -67,6 +69,7 @@ class Core(CoreReads):
         self.closed = False
         self.forked = False
         self._staged = _Staged()
+        self.feed: Feed | None = None  # set by Store when the change feed is on
         _CORES[owner] = self
 
     # -- failures -------------------------------------------------------------------------------
@@ -95,14 +98,23 @@ class Core(CoreReads):
 
         Inside a transaction they are staged instead, and sent on commit.
         """
+        if self.feed is not None:
+            events = self.feed.stamp(events)  # numbered now: their rows are the newest
         if self.engine.depth:
             self._staged.events.extend(events)
             return NO_EVENTS
+        return self._send(events)
+
+    def _send(self, events: list[Event]) -> list[Event]:
+        if self.feed is not None:
+            return self.feed.send(events)
         self.hub.to_watchers(events)
         return events if self.hub.callbacks else NO_EVENTS
 
     def publish_one(self, kind: EventType, group: str, key: str, value: str) -> list[Event]:
         """:meth:`publish` for one change, building the Event only if someone receives it."""
+        if self.feed is not None:
+            return self.publish([Event(kind, group, key, value, time.time())])
         if self.engine.depth:
             self._staged.events.append(Event(kind, group, key, value, time.time()))
             return NO_EVENTS
@@ -136,7 +148,7 @@ class Core(CoreReads):
         if outermost:
             events, staged.events = staged.events, []
             with self.lock:
-                callbacks = self.publish(events) if events else NO_EVENTS
+                callbacks = self._send(events) if events else NO_EVENTS
         if callbacks:
             self.hub.to_callbacks(callbacks)
 
@@ -341,7 +353,13 @@ class Core(CoreReads):
 
     # -- watchers -------------------------------------------------------------------------------
     def watch(
-        self, op: str, group: str, key: str, buffer: int, namespace: str | None = None
+        self,
+        op: str,
+        group: str,
+        key: str,
+        buffer: int,
+        namespace: str | None = None,
+        since: int | None = None,
     ) -> Watcher:
         check_text(op, group=group, key=key)
         if isinstance(buffer, bool) or not isinstance(buffer, int):
@@ -349,6 +367,13 @@ class Core(CoreReads):
         if buffer < 1:
             raise ValueError(f"{op}: buffer must be >= 1, got {buffer}")
         self.ready(op)
+        if since is not None:
+            from .feed import check_seq, feed_off
+
+            check_seq(op, "since", since)
+            if self.feed is None:
+                raise feed_off(op)
+            return self.feed.watch(op, group, key, buffer, since, namespace)
         watcher = self.hub.watch(group, key, buffer, namespace)
         if watcher is None:  # close() got there first
             raise self.closed_error(op)
@@ -363,6 +388,8 @@ class Core(CoreReads):
             self.ready(op)
             try:
                 rows = self.engine.purge(lo, hi, now_ms())
+                if self.feed is not None:
+                    self.feed.trim()
             except DatabaseError as exc:
                 raise self.failure(op, exc) from exc.__cause__
             if rows and self.hub.active:

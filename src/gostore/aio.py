@@ -164,9 +164,11 @@ class AsyncScopedStore(Facade):
 
         return TransactionContext(self, "transaction", scoped.transaction, wrap)
 
-    def watch(self, group: str, key: str, *, buffer: int = 16) -> Watcher:
+    def watch(
+        self, group: str, key: str, *, buffer: int = 16, since: int | None = None
+    ) -> Watcher:
         """As :meth:`gostore.ScopedStore.watch`; read the Watcher with ``async for``."""
-        watcher: Watcher = self._target.watch(group, key, buffer=buffer)
+        watcher: Watcher = self._target.watch(group, key, buffer=buffer, since=since)
         return watcher
 
     def unwatch(self, watcher: Watcher) -> None:
@@ -332,6 +334,8 @@ class AsyncStore(Facade):
     get_split = iterator(Store.get_split)
     get_fields = iterator(Store.get_fields)
     export_entries = iterator(Store.export_entries)
+    changes = iterator(Store.changes)
+    last_seq = coroutine(Store.last_seq)
 
     def transaction(self) -> TransactionContext[AsyncTransaction]:
         """``async with store.transaction() as tx``: ``tx`` has the awaitable read and write
@@ -356,12 +360,15 @@ class AsyncStore(Facade):
         """An :class:`AsyncScopedStore`, as :meth:`gostore.Store.scoped`."""
         return AsyncScopedStore(self, self._sync("scoped").scoped(namespace, quota))
 
-    def watch(self, group: str, key: str, *, buffer: int = 16) -> Watcher:
-        """As :meth:`gostore.Store.watch`; read the Watcher with ``async for``.
+    def watch(
+        self, group: str, key: str, *, buffer: int = 16, since: int | None = None
+    ) -> Watcher:
+        """As :meth:`gostore.Store.watch`; read the Watcher with ``async for`` (a replay
+        with ``since`` reads the record off the event loop).
 
         Stop it with :meth:`unwatch` (not ``Watcher.close()``, which may wait for the store).
         """
-        return self._sync("watch").watch(group, key, buffer=buffer)
+        return self._sync("watch").watch(group, key, buffer=buffer, since=since)
 
     def unwatch(self, watcher: Watcher) -> None:
         """Stop delivery to ``watcher`` and close it, after the calls already queued.

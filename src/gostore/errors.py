@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 __all__ = (
+    "ChangesExpiredError",
     "InvalidNamespaceError",
     "NotFoundError",
     "QuotaExceededError",
@@ -88,3 +89,8 @@ class TemplateError(StoreError, ValueError):
 
 class InvalidNamespaceError(StoreError, ValueError):
     """A namespace that does not match ``^[a-zA-Z0-9-]+$``."""
+
+
+class ChangesExpiredError(StoreError):
+    """The changes asked for are older than the change feed keeps (``change_retention``):
+    read the current data again instead of resuming, and continue from ``last_seq()``."""

@@ -46,6 +46,8 @@ class Event(NamedTuple):
     :ivar key: the key; ``""`` for :attr:`EventType.DELETE_GROUP`.
     :ivar value: the new value for :attr:`EventType.SET`, else ``""``.
     :ivar timestamp: ``time.time()`` of the write.
+    :ivar seq: with the change feed on, the change's position in the feed (increasing in
+        commit order, never reused); ``0`` for a store without the feed.
     """
 
     type: EventType
@@ -53,6 +55,7 @@ class Event(NamedTuple):
     key: str
     value: str
     timestamp: float
+    seq: int = 0
 
 
 _CLOSED: Any = object()  # queued once by close(): it wakes blocked readers after the last event
@@ -242,13 +245,17 @@ class EventHub:
     ) -> Watcher | None:
         """A registered watcher, or ``None`` once :meth:`close_all` has run."""
         watcher = Watcher(group, key, buffer, self.unwatch, namespace)
+        return watcher if self.add(watcher) else None
+
+    def add(self, watcher: Watcher) -> bool:
+        """Register ``watcher`` (made with ``unwatch=self.unwatch``); False once closed."""
         with self._lock:
             if self._closed:
-                return None
+                return False
             self._watchers.add(watcher)
             self._index.add(watcher)
             self._refresh()
-        return watcher
+        return True
 
     def unwatch(self, watcher: Watcher) -> None:
         with self._lock:

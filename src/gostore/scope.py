@@ -203,12 +203,15 @@ class ScopedStore:
                 scope.end()
 
     # -- events ---------------------------------------------------------------------------------
-    def watch(self, group: str, key: str, *, buffer: int = 16) -> Watcher:
-        """Watch ``(group, key)`` in this namespace; ``"*"`` as group watches all its groups."""
+    def watch(
+        self, group: str, key: str, *, buffer: int = 16, since: int | None = None
+    ) -> Watcher:
+        """Watch ``(group, key)`` in this namespace; ``"*"`` as group watches all its groups.
+        ``since`` replays this namespace's recorded changes first, as ``Store.watch``."""
         if group == "*":
-            return self._core.watch("scoped.watch", "*", key, buffer, self._namespace)
+            return self._core.watch("scoped.watch", "*", key, buffer, self._namespace, since)
         full = self._group("scoped.watch", group)
-        return self._core.watch("scoped.watch", full, key, buffer)
+        return self._core.watch("scoped.watch", full, key, buffer, None, since)
 
     def unwatch(self, watcher: Watcher) -> None:
         self._store.unwatch(watcher)

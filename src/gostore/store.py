@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Literal, TypeVar, cast, overload
 
 from . import _atomic
 from ._core import Core
@@ -26,11 +26,14 @@ from .engine import (
     DEFAULT_CACHE_SIZE_MB,
     DEFAULT_MMAP_SIZE_MB,
     DatabaseError,
+    Engine,
     EngineOptions,
+    FeedEngine,
     open_engine,
 )
 from .errors import StoreClosedError, StoreError
 from .events import Event, Watcher, logger
+from .feed import Feed, check_seq, feed_off
 
 if TYPE_CHECKING:
     from .scope import QuotaConfig, ScopedStore
@@ -92,6 +95,10 @@ class Store(Maintenance):
         (default 256): pages are used in place in the OS cache instead of copied, which makes
         gets on large files faster; ``0`` turns it off (for filesystems where mmap is unsafe,
         such as network filesystems).
+    :param change_feed: record every committed change in the database (whoever makes it) and
+        deliver other connections' changes to this store's watchers and callbacks; see
+        :meth:`changes`. Off, the file stays exactly as go-store writes it.
+    :param change_retention: seconds the feed keeps a change (the purge removes older ones).
     :raises StoreError: the path cannot be opened or is not a SQLite database.
 
     >>> with Store() as store:
@@ -110,6 +117,8 @@ class Store(Maintenance):
         readonly: bool = False,
         cache_size_mb: float = DEFAULT_CACHE_SIZE_MB,
         mmap_size_mb: float = DEFAULT_MMAP_SIZE_MB,
+        change_feed: bool = False,
+        change_retention: Seconds = 86400.0,
     ) -> None:
         op = "store.open"
         if not isinstance(path, (str, os.PathLike)):
@@ -127,13 +136,18 @@ class Store(Maintenance):
         mmap_mb = _mebibytes(op, "mmap_size_mb", mmap_size_mb)
         if readonly:
             interval = 0.0  # the purge writes
-        options = EngineOptions(timeout, level, readonly, cache_mb, mmap_mb)  # type: ignore[arg-type]
+        retention = _seconds(op, "change_retention", change_retention, allow_none=False)
+        options = EngineOptions(
+            timeout, level, readonly, cache_mb, mmap_mb, bool(change_feed)  # type: ignore[arg-type]
+        )
         try:
             engine = open_engine(path, options)
         except DatabaseError as exc:
             raise StoreError.at(op, exc.reason) from exc.__cause__
         self._path = engine.target
         self._core = core = Core(self, engine)
+        if change_feed:
+            core.feed = _start_feed(core, engine, retention)
         self._hub = core.hub
         self._ledgers = core.ledgers
         self._bind_hot_paths()
@@ -192,6 +206,8 @@ class Store(Maintenance):
         purger = self._purger
         if purger is not None and purger is not threading.current_thread():
             purger.join()
+        if core.feed is not None:
+            core.feed.stop()
         core.hub.close_all()
         with core.lock:
             _OPEN_STORES.discard(self)
@@ -208,6 +224,8 @@ class Store(Maintenance):
         core = self._core
         core.forked = True
         core.closed = True
+        if core.feed is not None:
+            core.feed.abandon()
         core.engine.abandon()
         # The parent's locks may have been held at fork time by threads that do not exist here.
         core.lock = core.engine.lock
@@ -405,12 +423,48 @@ class Store(Maintenance):
         return ScopedStore(self, namespace, quota)
 
     # -- events ---------------------------------------------------------------------------------
-    def watch(self, group: str, key: str, *, buffer: int = 16) -> Watcher:
+    def watch(
+        self, group: str, key: str, *, buffer: int = 16, since: int | None = None
+    ) -> Watcher:
         """A :class:`Watcher` receiving the events on ``(group, key)``; ``"*"`` matches any.
 
         :param buffer: events held before new ones are dropped (and counted).
+        :param since: with the change feed on, first replay the recorded matching changes
+            with a ``seq`` after ``since``, then the live ones, with no gap and no duplicate
+            (replayed events never count against ``buffer``).
+        :raises ChangesExpiredError: the changes after ``since`` are no longer kept.
         """
-        return self._core.watch("store.watch", group, key, buffer)
+        return self._core.watch("store.watch", group, key, buffer, None, since)
+
+    def changes(self, since: int = 0, *, limit: int | None = None) -> Iterator[Event]:
+        """The recorded changes with a ``seq`` after ``since``, oldest first (change feed on).
+
+        :param limit: at most this many (``None``: all).
+        :raises ChangesExpiredError: at the call, when the changes after ``since`` are no
+            longer kept (older than ``change_retention``).
+        """
+        op = "store.changes"
+        check_seq(op, "since", since)
+        if limit is not None:
+            check_seq(op, "limit", limit)
+        return self._feed(op).changes(op, since, limit)
+
+    def last_seq(self) -> int:
+        """The newest recorded change's ``seq`` (0 when none): resume from it with
+        ``changes(since=...)`` or ``watch(..., since=...)`` (change feed on)."""
+        op = "store.last_seq"
+        feed = self._feed(op)
+        try:
+            return feed.engine.feed_last_seq()
+        except DatabaseError as exc:
+            raise self._core.failure(op, exc) from exc.__cause__
+
+    def _feed(self, op: str) -> Feed:
+        self._core.ready(op)
+        feed = self._core.feed
+        if feed is None:
+            raise feed_off(op)
+        return feed
 
     def unwatch(self, watcher: Watcher) -> None:
         """Stop delivery to ``watcher`` and close it. Idempotent; harmless after close()."""
@@ -496,6 +550,17 @@ class Store(Maintenance):
         :raises NotFoundError: the key is absent or expired.
         """
         return _atomic.ttl(self._core, "store.ttl", group, key)
+
+
+def _start_feed(core: Core, engine: Engine, retention: float) -> Feed:
+    feed = Feed(core, cast(FeedEngine, engine), retention)
+    if engine.shared:  # in memory no other connection exists
+        try:
+            feed.start(f"gostore-feed {engine.target}")
+        except DatabaseError as exc:
+            engine.close()
+            raise StoreError.at("store.open", exc.reason) from exc.__cause__
+    return feed
 
 
 def _purge_loop(ref: weakref.ref[Store], stop: threading.Event, interval: float) -> None:

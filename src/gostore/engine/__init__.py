@@ -38,6 +38,9 @@ __all__ = (
     "DatabaseError",
     "Engine",
     "EngineOptions",
+    "FeedEngine",
+    "FeedListener",
+    "FeedRow",
     "Row",
     "Totals",
     "POSTGRES_EXTRA",
@@ -77,6 +80,8 @@ class EngineOptions(NamedTuple):
     cache_size_mb: float = DEFAULT_CACHE_SIZE_MB
     #: memory-mapped I/O window, MiB; 0 turns it off (an engine without it ignores it)
     mmap_size_mb: float = DEFAULT_MMAP_SIZE_MB
+    #: record every change in the database (a :class:`FeedEngine` is opened)
+    change_feed: bool = False
 
 
 class Row(NamedTuple):
@@ -105,6 +110,8 @@ class Engine(Protocol):
     shared: bool
     #: held by the caller around writes and transaction control (see the module docstring)
     lock: threading.RLock
+    #: True for a :class:`FeedEngine`, which records every change
+    feed: bool
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -259,11 +266,86 @@ def is_url(target: object) -> bool:
     return isinstance(target, str) and target[:13].lower().startswith(_URL_SCHEMES)
 
 
+class FeedRow(NamedTuple):
+    """One recorded change of the feed."""
+
+    seq: int  # its position: increasing in commit order, never reused
+    kind: int  # an EventType value
+    group: str
+    key: str  # "" for DELETE_GROUP
+    value: str  # "" unless SET
+    timestamp: float  # Unix seconds of the change
+
+
+class FeedListener(Protocol):
+    """A background reader of the feed, on a connection of its own (one thread uses it)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True when other connections may have recorded
+        changes since the last call. Returns False at once after :meth:`wake`."""
+
+    def read(self, since: int, limit: int) -> tuple[list[FeedRow], int]:
+        """As :meth:`FeedEngine.feed_others`, on the listener's connection."""
+
+    def wake(self) -> None:
+        """Make :meth:`wait` return now; callable from any thread."""
+
+    def close(self) -> None:
+        """Release the connection (in the listener's thread, or after it ended)."""
+
+
+class FeedEngine(Engine, Protocol):
+    """An engine that records every committed change to the entries, whoever makes it, in a
+    feed of its own (``change_feed=True``).
+
+    Every change row is recorded in commit order with a ``seq`` that only grows: a reader that
+    has seen ``seq`` N has seen every change committed before it. Writes of the engine's own
+    are recorded with the kinds the facade's events have: ``delete_group`` and
+    ``delete_range`` as one DELETE_GROUP row per group, ``purge`` and ``delete_expired`` as
+    EXPIRE rows, in the order of the groups or keys they return; everything else as one SET or
+    DELETE row per row changed, in the order written. So the facade can number the events of
+    a write it just made from :meth:`feed_last_seq`. Changes by other programs are SET or
+    DELETE rows.
+    """
+
+    def feed_read(self, since: int, limit: int) -> list[FeedRow]:
+        """Up to ``limit`` recorded changes with ``seq > since``, ascending (a read; inside
+        a transaction it sees the transaction's own changes)."""
+
+    def feed_others(self, since: int, limit: int) -> tuple[list[FeedRow], int]:
+        """Up to ``limit`` committed changes with ``seq > since`` made by other connections
+        than the engine's own, ascending, and the ``seq`` through which that list is complete
+        (so a reader moves past the engine's own changes without reading them again)."""
+
+    def feed_last_seq(self) -> int:
+        """The newest ``seq`` ever recorded (0 when none), trimmed rows included."""
+
+    def feed_trimmed(self) -> int:
+        """The newest ``seq`` removed by :meth:`feed_trim` (0 when none): a reader that has
+        not seen it has missed changes."""
+
+    def feed_trim(self, before_ms: int) -> int:
+        """Remove the changes recorded before ``before_ms`` (Unix ms); how many went."""
+
+    def feed_pending(self) -> bool:
+        """True when other connections may have committed since the last call (writer's
+        thread, lock held): the facade then reads their changes before delivering its own, so
+        each key's events stay in order."""
+
+    def feed_listen(self) -> FeedListener:
+        """A new :class:`FeedListener` for the store's background thread."""
+
+
 def open_engine(target: str | os.PathLike[str], options: EngineOptions) -> Engine:
     """The engine for ``target``: a ``postgresql://`` or ``postgres://`` URL is PostgreSQL, a
     path or ``":memory:"`` is SQLite."""
     text = os.fsdecode(os.fspath(target))
     if is_url(text):
+        if options.change_feed:
+            raise DatabaseError(
+                "the change feed (change_feed=True) is not available on PostgreSQL yet; "
+                "open the store without it"
+            )
         try:
             from . import postgres
         except ImportError as exc:
@@ -274,4 +356,8 @@ def open_engine(target: str | os.PathLike[str], options: EngineOptions) -> Engin
         return postgres.PostgresEngine(text, options)
     from . import sqlite
 
+    if options.change_feed:
+        from . import sqlite_feed
+
+        return sqlite_feed.SQLiteFeedEngine(text, options)
     return sqlite.SQLiteEngine(text, options)

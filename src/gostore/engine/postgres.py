@@ -228,6 +228,7 @@ class PostgresEngine:
     """:class:`~gostore.engine.Engine` on a PostgreSQL server."""
 
     shared = True
+    feed = False  # the change feed is SQLite's only, so far
 
     def __init__(self, url: str, options: EngineOptions) -> None:
         self.target = _redact(url)

@@ -30,6 +30,8 @@ _READ_ONLY = "the store is read-only (opened with readonly=True)"
 class SQLiteEngine:
     """:class:`~gostore.engine.Engine` on one APSW connection."""
 
+    feed = False  # engine.sqlite_feed records changes
+
     def __init__(self, path: str, options: EngineOptions) -> None:
         self.target = path
         self.shared = path != sql.MEMORY

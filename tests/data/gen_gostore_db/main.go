@@ -6,6 +6,8 @@
 //
 //	go run . write ../gostore_written.db   # regenerate the committed fixture
 //	go run . dump  some.db                 # print every live entry as JSON lines (for tests)
+//	go run . set some.db GROUP KEY VALUE   # one go-store Set on an existing file (for tests)
+//	go run . delete some.db GROUP KEY      # one go-store Delete on an existing file (for tests)
 package main
 
 import (
@@ -35,6 +37,7 @@ const (
 	getSQL    = "SELECT entry_value, expires_at FROM entries WHERE group_name = ? AND entry_key = ?"
 	getAllSQL = "SELECT entry_key, entry_value FROM entries WHERE group_name = ? AND (expires_at IS NULL OR expires_at > ?)"
 	groupsSQL = "SELECT DISTINCT group_name FROM entries WHERE (expires_at IS NULL OR expires_at > ?) ORDER BY group_name"
+	deleteSQL = "DELETE FROM entries WHERE group_name = ? AND entry_key = ?"
 )
 
 // Fixed expiry times, so the Python tests know them exactly.
@@ -175,9 +178,21 @@ func dump(path string) error {
 	return nil
 }
 
+// exec runs one of go-store's write statements on an existing file, as go-store would.
+func exec(path, statement string, args ...any) error {
+	db, err := open(path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.Exec(statement, args...)
+	return err
+}
+
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: gen_gostore_db write|dump PATH")
+	want := map[string]int{"write": 3, "dump": 3, "set": 6, "delete": 5}
+	if len(os.Args) < 2 || want[os.Args[1]] != len(os.Args) {
+		fmt.Fprintln(os.Stderr, "usage: gen_gostore_db write|dump PATH | set PATH G K V | delete PATH G K")
 		os.Exit(2)
 	}
 	var err error
@@ -186,6 +201,10 @@ func main() {
 		err = write(os.Args[2])
 	case "dump":
 		err = dump(os.Args[2])
+	case "set":
+		err = exec(os.Args[2], setSQL, os.Args[3], os.Args[4], os.Args[5])
+	case "delete":
+		err = exec(os.Args[2], deleteSQL, os.Args[3], os.Args[4])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
