@@ -14,13 +14,13 @@ import threading
 import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Literal, cast
 
-from . import _atomic
 from ._core import Core
 from ._maintenance import Maintenance
 from ._render import render as _render
 from ._render_limits import RenderLimits
+from ._store_atomic import AtomicMethods
 from ._types import KeyValue, check_text, expiry_ms, go_fields, go_split, now_ms
 from .engine import (
     DEFAULT_CACHE_SIZE_MB,
@@ -44,7 +44,6 @@ __all__ = ("Store",)
 Seconds = float | int
 TTL = float | int | timedelta
 Synchronous = Literal["full", "normal", "off"]
-D = TypeVar("D")
 
 _OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
 
@@ -75,7 +74,7 @@ def _mebibytes(op: str, name: str, value: object) -> float:
     return float(value)
 
 
-class Store(Maintenance):
+class Store(AtomicMethods, Maintenance):
     """A key-value store with groups, TTL expiry and change events, on SQLite.
 
     :param path: a filesystem path (``str`` or ``os.PathLike``), ``":memory:"``, or a
@@ -399,6 +398,11 @@ class Store(Maintenance):
         with self._core.atomic(op):
             self._core.write_rows(op, "", rows)
 
+    @property
+    def readonly(self) -> bool:
+        """True when opened with ``readonly=True``."""
+        return self._core.engine.readonly
+
     # -- transactions and namespaces ------------------------------------------------------------
     def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
         """A write transaction: commits when the block ends, rolls back on an exception.
@@ -484,72 +488,6 @@ class Store(Maintenance):
             )
         self._core.ready("store.on_change")
         return self._core.hub.on_change(callback)
-
-    # -- atomic operations ----------------------------------------------------------------------
-    # Each is one atomic step against every other thread and process (see _atomic.py). An
-    # expired entry counts as absent, and none of them emits EXPIRE.
-
-    @property
-    def readonly(self) -> bool:
-        """True when opened with ``readonly=True``."""
-        return self._core.engine.readonly
-
-    def incr(self, group: str, key: str, delta: int = 1) -> int:
-        """Add ``delta`` to the value read as a base-10 integer and store the result; returns it.
-
-        A missing or expired key counts as ``0`` and is created without TTL; an existing TTL is
-        kept. Emits ``SET``.
-
-        :raises TypeError: ``delta`` is not an ``int`` (``bool`` included).
-        :raises ValueError: the value does not match ``^[+-]?[0-9]+$``; nothing is written.
-
-        >>> with Store() as store:
-        ...     store.incr("hits", "home"), store.incr("hits", "home", 10)
-        (1, 11)
-        """
-        return _atomic.incr(self._core, "store.incr", group, key, delta, None)
-
-    def add(self, group: str, key: str, value: str, ttl: TTL | None = None) -> bool:
-        """Write ``value`` only when there is no live entry; True when it wrote (emits ``SET``).
-
-        :param ttl: as :meth:`set_with_ttl`; ``None``: no expiry.
-        """
-        return _atomic.add(self._core, "store.add", group, key, value, ttl, None)
-
-    def compare_and_set(
-        self, group: str, key: str, expected: str | None, value: str, ttl: TTL | None = None
-    ) -> bool:
-        """Write ``value`` only when the live value equals ``expected`` (``None``: only when
-        there is no live entry); True when it wrote (emits ``SET``).
-
-        :param ttl: as :meth:`set_with_ttl`; ``None`` clears any TTL, as :meth:`set` does.
-        """
-        op = "store.compare_and_set"
-        return _atomic.compare_and_set(self._core, op, group, key, expected, value, ttl, None)
-
-    @overload
-    def pop(self, group: str, key: str) -> str: ...
-    @overload
-    def pop(self, group: str, key: str, default: D) -> str | D: ...
-    def pop(self, group: str, key: str, default: object = _atomic.UNSET) -> object:
-        """Remove the live entry and return its value (emits ``DELETE``).
-
-        :returns: ``default`` when the key is absent or expired, if given.
-        :raises NotFoundError: the key is absent or expired and no ``default`` was given.
-        """
-        return _atomic.pop(self._core, "store.pop", group, key, default, None)
-
-    def touch(self, group: str, key: str, ttl: TTL | None) -> bool:
-        """Give a live entry a new expiry (``None``: none) without changing its value; False
-        when it is absent or expired. Emits no event."""
-        return _atomic.touch(self._core, "store.touch", group, key, ttl, None)
-
-    def ttl(self, group: str, key: str) -> float | None:
-        """Seconds until the live entry expires, ``None`` when it never does.
-
-        :raises NotFoundError: the key is absent or expired.
-        """
-        return _atomic.ttl(self._core, "store.ttl", group, key)
 
 
 def _start_feed(core: Core, engine: Engine, retention: float) -> Feed:
