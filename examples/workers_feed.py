@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import tempfile
 from multiprocessing.synchronize import Barrier
 
@@ -30,7 +31,10 @@ def worker(path: str, number: int, ready: Barrier) -> None:
                     raise SystemExit(f"worker {number}: the other workers went quiet")
                 if event.key != f"w{number}":
                     heard.append(event.key)
-        print(f"worker {number} heard {sorted(heard)}", flush=True)
+        # One write per line: print() writes the text and its newline separately, and four
+        # processes sharing one pipe could interleave them.
+        sys.stdout.write(f"worker {number} heard {sorted(heard)}\n")
+        sys.stdout.flush()
 
 
 def main() -> None:
