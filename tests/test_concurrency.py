@@ -1,5 +1,5 @@
 """Thread safety: concurrent reads/writes, watch/unwatch during writes, transactions, and
-atomic quota checks (SPEC sections 2, 3, 4 and 5). Every thread is joined with a timeout so
+atomic quota checks. Every thread is joined with a timeout so
 a deadlock fails the test instead of hanging the run."""
 
 from __future__ import annotations

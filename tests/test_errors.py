@@ -1,4 +1,4 @@
-"""Errors (SPEC section 7): the hierarchy, plain messages naming operation and group/key, and
+"""Errors: the hierarchy, plain messages naming operation and group/key, and
 SQLite failures wrapped with the APSW exception as ``__cause__``."""
 
 from __future__ import annotations

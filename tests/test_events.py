@@ -1,6 +1,6 @@
-"""SPEC section 3: EventType, Event, Watcher, watch/unwatch and on_change callbacks.
+"""EventType, Event, Watcher, watch/unwatch and on_change callbacks.
 
-Follows go-store's event test matrix (events_test.go, TODO.md section 3.6) plus the Python
+Follows go-store's event test matrix (its events_test.go) plus the Python
 additions: EXPIRE events, dropped counting, iteration, context managers and callback safety.
 """
 

@@ -1,4 +1,4 @@
-"""Input checks (SPEC section 2, "Inputs"): group, key, value and other text arguments must be
+"""Input checks: group, key, value and other text arguments must be
 ``str`` (TypeError otherwise) encodable as UTF-8 (ValueError for a lone surrogate); nothing is
 written when a check fails, and reads check the same way."""
 

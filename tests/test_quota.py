@@ -1,4 +1,4 @@
-"""SPEC section 5: QuotaConfig and quota enforcement (go-store's quota matrix, TODO.md 2.3,
+"""QuotaConfig and quota enforcement (go-store's quota matrix,
 plus max_bytes, set_many/transactions as a whole, and the ledger's invalidation paths)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""render (SPEC section 2): sandboxed Jinja2 over a group's live entries; lenient vs strict
+"""render: sandboxed Jinja2 over a group's live entries; lenient vs strict
 missing variables; every template failure is a TemplateError."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Storage format (SPEC section 6): go-store's schema, migrations, files shared with Go.
+"""Storage format: go-store's schema, migrations, files shared with Go.
 
 ``tests/data/gostore_written.db`` was written by ``tests/data/gen_gostore_db`` (go-store's
 statements on database/sql + modernc.org/sqlite); regenerate it with

@@ -1,5 +1,5 @@
-"""SPEC section 5 (without quotas, see test_quota.py): ScopedStore namespaces, go-store's
-scope test matrix (TODO.md section 2.3) and namespace-local prefix operations."""
+"""ScopedStore namespaces (without quotas: see test_quota.py), go-store's
+scope test matrix and namespace-local prefix operations."""
 
 from __future__ import annotations
 

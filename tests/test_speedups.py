@@ -181,7 +181,7 @@ EVENTS = [
 
 
 def expected_match(w: SimpleNamespace, group: str, key: str, whole: bool) -> bool:
-    """SPEC section 3 by brute force."""
+    """The event routing rules, checked by brute force."""
     key_ok = w.key == "*" or (not whole and w.key == key)
     if w.namespace is not None:
         namespace, colon, _ = group.partition(":")

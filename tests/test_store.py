@@ -1,6 +1,6 @@
-"""Store API (SPEC section 2): CRUD, bulk and paged reads, prefixes, lifecycle.
+"""Store API: CRUD, bulk and paged reads, prefixes, lifecycle.
 
-Includes go-store's own hardening matrix (TODO phase 0): 10 concurrent threads, missing group
+Includes go-store's own hardening matrix: 10 concurrent threads, missing group
 vs missing key, delete_group then get_all, count after 500 inserts, :memory: vs file, WAL mode
 and the edge-case strings.
 """

@@ -1,4 +1,4 @@
-"""SPEC section 4: store.transaction() — atomic blocks, staged events, same-thread joins,
+"""store.transaction() — atomic blocks, staged events, same-thread joins,
 savepoints, and isolation from other threads."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""TTL (SPEC section 2): expiry arithmetic, the three enforcement layers, input checks.
+"""TTL: expiry arithmetic, the three enforcement layers, input checks.
 
 Most tests drive a fake clock through ``gostore.store.now_ms`` (the name the library reads the
 time through) instead of sleeping.

@@ -1,4 +1,4 @@
-"""SPEC section 3: ``async for`` over a Watcher, from an asyncio event loop, without blocking it.
+"""``async for`` over a Watcher, from an asyncio event loop, without blocking it.
 
 Each test runs its own loop with ``asyncio.run`` (no pytest plugin needed); every await that
 depends on another thread has a timeout so a lost wake-up fails instead of hanging.
