@@ -117,7 +117,6 @@ class PostgresEngine:
             raise
         #: the namespace change counters are usable: a quota ledger lives while they stay put
         self._counted = schema.counted
-        self._folds = schema.folds
         #: tags this client's writes under its quota locks (see postgres_sql)
         self._writer = uuid.uuid4().hex
         salt = f"gostore\0{params.get('dbname', '')}\0{schema.name}\0"
@@ -241,7 +240,7 @@ class PostgresEngine:
         try:
             self._db.run(LOCK, (self._purge_key,), nothing)
             rows = self._db.run(PURGE[form], (lo.encode(), top, now), every)
-            if self._folds and not lo and top == b"":  # a purge of the whole store
+            if self._counted and not lo and top == b"":  # a purge of the whole store
                 self._db.run(FOLD, (), nothing)
         except BaseException:
             if own:

@@ -120,12 +120,6 @@ _TRIGGERS = {
 _TRIGGERS_FOUND = (
     "SELECT tgname FROM pg_trigger WHERE tgrelid = 'entries'::regclass AND NOT tgisinternal"
 )
-_MAY = (
-    "SELECT coalesce(has_table_privilege(to_regclass('entries_namespaces'), 'SELECT'), false), "
-    "coalesce(has_table_privilege(to_regclass('entries_namespaces'), 'INSERT'), false) AND "
-    "coalesce(has_table_privilege(to_regclass('entries_namespaces'), 'UPDATE'), false) AND "
-    "coalesce(has_table_privilege(to_regclass('entries_namespaces'), 'DELETE'), false)"
-)
 #: the quota check's lock on a namespace; this client's writes there are tagged as its own
 LOCK_NAMESPACE = (
     "SELECT pg_advisory_xact_lock(%b::bigint), set_config('gostore.writer', %b::text, true), "
@@ -254,16 +248,14 @@ class Schema(NamedTuple):
 
     #: the schema holding ``entries`` (the first of the search path)
     name: str
-    #: the namespace change counters are maintained and this role may read them
+    #: the namespace change counters are maintained (only a read-only store, which never
+    #: checks a quota, can find a table without them)
     counted: bool
-    #: this role may fold the counter rows of ended backends
-    folds: bool
 
 
 def prepare_schema(conn: psycopg.Connection[Any], target: str, readonly: bool) -> Schema:
-    """Create the table and the counters if missing (one client at a time) and check the
-    table's columns. A role that may not create the counters gets none: its quota checks then
-    count the namespace each time. Raises :class:`psycopg.Error` as the server reports it."""
+    """Create the table and its counters if missing (one client at a time) and check the
+    table's columns. Raises :class:`psycopg.Error` as the server reports it."""
     with conn.transaction():
         if not readonly:  # a read-only store never creates anything
             conn.execute(LOCK, (lock_key("gostore\0create entries"),))
@@ -281,15 +273,9 @@ def prepare_schema(conn: psycopg.Connection[Any], target: str, readonly: bool) -
         schema = str(row[0]) if row else ""
         found = {name for (name,) in conn.execute(_TRIGGERS_FOUND).fetchall()}
         if not readonly:  # the function is replaced too, so a newer gostore's takes over
-            try:
-                with conn.transaction():  # a savepoint: lacking the right is no failure
-                    _create_counters(conn, schema, found)
-                found |= set(_TRIGGERS)
-            except psycopg.errors.InsufficientPrivilege:
-                pass
-        may_read, may_fold = conn.execute(_MAY).fetchone() or (False, False)
-    counted = set(_TRIGGERS) <= found and bool(may_read)
-    return Schema(schema, counted, counted and bool(may_fold))
+            _create_counters(conn, schema, found)
+            found |= set(_TRIGGERS)
+    return Schema(schema, set(_TRIGGERS) <= found)
 
 
 def _create_counters(conn: psycopg.Connection[Any], schema: str, found: set[str]) -> None:
