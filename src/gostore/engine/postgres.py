@@ -267,24 +267,31 @@ class PostgresEngine:
 
     def version(self, namespace: str) -> object:
         # The changes of the namespace by everyone but this client's quota-locked writes (see
-        # postgres_sql): read under the namespace's lock, it moves exactly when a ledger built
+        # postgres_sql), read when the lock was taken: it moves exactly when a ledger built
         # and kept up to date by this client's checked writes has gone stale.
+        locked = self._db.state.locked
+        token = locked.get(namespace) if locked else None
+        if token is not None:
+            return token
         if not self._counted:  # no counters: a ledger must be rebuilt at every check
             return object()
-        args = (namespace.encode(), self._writer)
-        return int(self._db.run(CHANGES, args, one)[0])
+        return int(self._db.run(CHANGES, (namespace.encode(), self._writer), one)[0])
 
     def lock_namespace(self, namespace: str) -> None:
         state = self._db.state
-        if namespace in state.locked:  # held until the transaction ends
+        if state.locked and namespace in state.locked:  # held until the transaction ends
             return
         key = lock_key(self._key_salt + "namespace\0" + namespace)
         if self._counted:
-            self._db.run(LOCK_NAMESPACE, (key, self._writer, namespace), nothing)
+            args = (key, self._writer, namespace)
+            token: object = int(self._db.run(LOCK_NAMESPACE, args, one)[0])
         else:
             self._db.run(LOCK, (key,), nothing)
+            token = None
         if state.depth:
-            state.locked |= {namespace}
+            if state.locked is None:
+                state.locked = {}
+            state.locked[namespace] = token
 
     # -- atomic read-modify-write (inside begin() ... commit()) ---------------------------------
     def get_for_update(self, group: str, key: str) -> tuple[Any, Any] | None:

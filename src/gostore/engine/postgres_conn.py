@@ -63,9 +63,10 @@ class ThreadState(threading.local):
     poisoned_at = 0  # the level a failure poisoned (0: none)
     poison: DatabaseError | None = None
     held: list[bool] | None = None  # WriteLock: whether each acquire took the real lock
-    #: namespaces this thread's transaction holds the quota lock of; emptied by any rollback,
-    #: since a savepoint rolled back may have taken the lock or its settings with it
-    locked: frozenset[str] = frozenset()
+    #: the namespaces this thread's transaction holds the quota lock of, each with the change
+    #: token read when it was taken; dropped by any rollback, since a savepoint rolled back
+    #: may have taken the lock or its settings with it
+    locked: dict[str, object] | None = None
 
 
 class WriteLock:
@@ -352,7 +353,7 @@ class Connections:
                 self._give_back(slot)
                 raise
             state.slot = slot
-            state.locked = frozenset()
+            state.locked = None
         else:
             if state.poisoned_at:
                 self._refuse(state)
@@ -394,7 +395,7 @@ class Connections:
         state.depth = level - 1
         if level == 1:
             state.slot = None
-            state.locked = frozenset()
+            state.locked = None
             self._idle.append(slot)
 
     def rollback(self) -> None:
@@ -414,7 +415,7 @@ class Connections:
             state.poisoned_at = 1
         finally:
             state.depth = level - 1
-            state.locked = frozenset()
+            state.locked = None
             if state.poisoned_at >= level:  # the failed level is undone: usable again
                 state.poisoned_at = 0
                 state.poison = None

@@ -109,6 +109,22 @@ BEGIN
 END
 $body$
 """
+# NOTE: one round trip for the lock and the token. In READ COMMITTED each statement of a
+# volatile function takes a new snapshot, so the token is read after the lock is granted and
+# sees every commit of the previous holder.
+_LOCK_FUNCTION = """
+CREATE OR REPLACE FUNCTION {schema}.gostore_lock_namespace(lock_key bigint, tag text, ns text)
+RETURNS bigint LANGUAGE plpgsql AS $body$
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    PERFORM set_config('gostore.writer', tag, true);
+    PERFORM set_config('gostore.namespaces', coalesce(nullif(current_setting(
+        'gostore.namespaces', true), ''), ':') || ns || ':', true);
+    RETURN (SELECT coalesce(sum(changes), 0) FROM {table}
+            WHERE namespace IN (convert_to(ns, 'UTF8'), ':'::bytea) AND writer <> tag);
+END
+$body$
+"""
 _TRIGGERS = {
     "entries_namespaces_insert": "AFTER INSERT ON entries REFERENCING NEW TABLE AS new_rows",
     "entries_namespaces_update": (
@@ -120,12 +136,9 @@ _TRIGGERS = {
 _TRIGGERS_FOUND = (
     "SELECT tgname FROM pg_trigger WHERE tgrelid = 'entries'::regclass AND NOT tgisinternal"
 )
-#: the quota check's lock on a namespace; this client's writes there are tagged as its own
-LOCK_NAMESPACE = (
-    "SELECT pg_advisory_xact_lock(%b::bigint), set_config('gostore.writer', %b::text, true), "
-    "set_config('gostore.namespaces', coalesce(nullif(current_setting('gostore.namespaces', "
-    "true), ''), ':') || %b::text || ':', true)"
-)
+#: the quota check's lock on a namespace, which tags this client's writes there as its own,
+#: and the namespace's change token read once the lock is held
+LOCK_NAMESPACE = "SELECT gostore_lock_namespace(%b::bigint, %b::text, %b::text)"
 #: the changes of a namespace by every writer but this client (and every TRUNCATE)
 CHANGES = (
     "SELECT coalesce(sum(changes), 0) FROM entries_namespaces "
@@ -285,6 +298,7 @@ def _create_counters(conn: psycopg.Connection[Any], schema: str, found: set[str]
         "table": pgsql.Identifier(schema, "entries_namespaces").as_string(conn),
     }
     conn.execute(_BUMP.format(**names).encode())
+    conn.execute(_LOCK_FUNCTION.format(**names).encode())
     function = pgsql.Identifier(schema, "gostore_entries_changed").as_string(conn)
     for name, when in _TRIGGERS.items():
         if name not in found:
