@@ -73,38 +73,61 @@ _COUNTERS = (
     "writer text NOT NULL, backend integer NOT NULL, changes bigint NOT NULL, "
     "PRIMARY KEY (namespace, writer, backend))"
 )
+# NOTE: two steps, so that a write outside every namespace costs next to nothing and a batch
+# bumps each namespace once: row triggers, filtered in C by their WHEN clause, note the rows'
+# namespaces in a transaction-local setting (hex, each once); a statement trigger writes the
+# counters and empties the note. The note lives and dies with the statement's (sub)transaction.
+_NOTE = """
+CREATE OR REPLACE FUNCTION {schema}.gostore_entries_note() RETURNS trigger
+LANGUAGE plpgsql AS $body$
+DECLARE
+    noted text := coalesce(current_setting('gostore.touched', true), '');
+    g bytea;
+    item text;
+BEGIN
+    FOREACH g IN ARRAY CASE TG_OP WHEN 'INSERT' THEN ARRAY[NEW.group_name]
+        WHEN 'DELETE' THEN ARRAY[OLD.group_name] ELSE ARRAY[OLD.group_name, NEW.group_name] END
+    LOOP
+        IF position(':'::bytea IN g) > 0 THEN
+            item := 'x' || encode(substring(g FROM 1 FOR position(':'::bytea IN g) - 1), 'hex');
+            IF position(',' || item || ',' IN ',' || noted) = 0 THEN
+                noted := noted || item || ',';
+            END IF;
+        END IF;
+    END LOOP;
+    PERFORM set_config('gostore.touched', noted, true);
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$body$
+"""
 # NOTE: SECURITY DEFINER, so a role that may write entries need not be granted the counters
 # table; with a fixed search_path, as such a function must have, and the table named in full.
 _BUMP = """
 CREATE OR REPLACE FUNCTION {schema}.gostore_entries_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 DECLARE
-    changed bytea[];
-    held bytea := convert_to(coalesce(current_setting('gostore.namespaces', true), ''), 'UTF8');
-    tag text := coalesce(current_setting('gostore.writer', true), '');
+    noted text := coalesce(current_setting('gostore.touched', true), '');
+    held bytea;
+    tag text;
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(group_name) INTO changed FROM new_rows;
-    ELSIF TG_OP = 'UPDATE' THEN
-        SELECT array_agg(g) INTO changed FROM (
-            SELECT group_name FROM old_rows UNION ALL SELECT group_name FROM new_rows) AS u(g);
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT array_agg(group_name) INTO changed FROM old_rows WHERE expires_at IS NULL
-            OR expires_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
-    ELSE
-        changed := ARRAY[':'::bytea];
+    IF TG_OP = 'TRUNCATE' THEN
+        noted := noted || 'x3a,';
     END IF;
-    IF changed IS NULL THEN
+    IF noted = '' THEN
         RETURN NULL;
     END IF;
+    PERFORM set_config('gostore.touched', '', true);
+    held := convert_to(coalesce(current_setting('gostore.namespaces', true), ''), 'UTF8');
+    tag := coalesce(current_setting('gostore.writer', true), '');
     INSERT INTO {table} AS c (namespace, writer, backend, changes)
     SELECT ns, CASE WHEN position(':'::bytea || ns || ':'::bytea IN held) > 0
-                    THEN tag ELSE '' END, pg_backend_pid(), count(*)
-    FROM (SELECT CASE WHEN g = ':'::bytea THEN g
-                      ELSE substring(g FROM 1 FOR position(':'::bytea IN g) - 1) END
-          FROM unnest(changed) AS t(g) WHERE position(':'::bytea IN g) > 0) AS n(ns)
-    GROUP BY ns
-    ON CONFLICT (namespace, writer, backend) DO UPDATE SET changes = c.changes + excluded.changes;
+                    THEN tag ELSE '' END, pg_backend_pid(), 1
+    FROM (SELECT DISTINCT decode(substr(item, 2), 'hex')
+          FROM unnest(string_to_array(rtrim(noted, ','), ',')) AS t(item)) AS n(ns)
+    ON CONFLICT (namespace, writer, backend) DO UPDATE SET changes = c.changes + 1;
     RETURN NULL;
 END
 $body$
@@ -125,13 +148,18 @@ BEGIN
 END
 $body$
 """
+_IN_NAMESPACE = "position(':'::bytea IN {row}.group_name) > 0"
+_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 _TRIGGERS = {
-    "entries_namespaces_insert": "AFTER INSERT ON entries REFERENCING NEW TABLE AS new_rows",
-    "entries_namespaces_update": (
-        "AFTER UPDATE ON entries REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
-    ),
-    "entries_namespaces_delete": "AFTER DELETE ON entries REFERENCING OLD TABLE AS old_rows",
-    "entries_namespaces_truncate": "AFTER TRUNCATE ON entries",
+    "entries_namespaces_insert": "BEFORE INSERT ON entries FOR EACH ROW WHEN ({new}) "
+    "EXECUTE FUNCTION {note}()",
+    "entries_namespaces_update": "BEFORE UPDATE ON entries FOR EACH ROW WHEN ({old} OR {new}) "
+    "EXECUTE FUNCTION {note}()",
+    # Removing a row that had already expired changes no live total.
+    "entries_namespaces_delete": "BEFORE DELETE ON entries FOR EACH ROW WHEN ({old} AND "
+    f"(OLD.expires_at IS NULL OR OLD.expires_at > {_NOW_MS})) EXECUTE FUNCTION {{note}}()",
+    "entries_namespaces_bump": "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON entries "
+    "FOR EACH STATEMENT EXECUTE FUNCTION {bump}()",
 }
 _TRIGGERS_FOUND = (
     "SELECT tgname FROM pg_trigger WHERE tgrelid = 'entries'::regclass AND NOT tgisinternal"
@@ -297,14 +325,18 @@ def _create_counters(conn: psycopg.Connection[Any], schema: str, found: set[str]
         "schema": pgsql.Identifier(schema).as_string(conn),
         "table": pgsql.Identifier(schema, "entries_namespaces").as_string(conn),
     }
+    conn.execute(_NOTE.format(**names).encode())
     conn.execute(_BUMP.format(**names).encode())
     conn.execute(_LOCK_FUNCTION.format(**names).encode())
-    function = pgsql.Identifier(schema, "gostore_entries_changed").as_string(conn)
-    for name, when in _TRIGGERS.items():
+    parts = {
+        "new": _IN_NAMESPACE.format(row="NEW"),
+        "old": _IN_NAMESPACE.format(row="OLD"),
+        "note": pgsql.Identifier(schema, "gostore_entries_note").as_string(conn),
+        "bump": pgsql.Identifier(schema, "gostore_entries_changed").as_string(conn),
+    }
+    for name, definition in _TRIGGERS.items():
         if name not in found:
-            conn.execute(
-                f"CREATE TRIGGER {name} {when} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
-            )
+            conn.execute(f"CREATE TRIGGER {name} {definition.format(**parts)}".encode())
 
 
 def lock_key(name: str) -> int:
