@@ -352,6 +352,141 @@ def test_quota_checks_stay_exact_with_a_second_client_writing(pg: Store, pg_url:
     tenant.set("g", "d", "1")
 
 
+def _ledger_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each time a quota ledger is built from a scan of its namespace (the lo of its range)."""
+    from gostore.engine.postgres import PostgresEngine
+
+    builds: list[str] = []
+    scan = PostgresEngine.range_totals
+
+    def counted(engine: PostgresEngine, lo: str, hi: str | bytes, now: int) -> Any:
+        builds.append(lo)
+        return scan(engine, lo, hi, now)
+
+    monkeypatch.setattr(PostgresEngine, "range_totals", counted)
+    return builds
+
+
+def test_checked_writes_count_the_namespace_once_not_at_every_write(
+    pg: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = _ledger_builds(monkeypatch)
+    pg.set_many("ns:fill", {f"k{i}": "v" for i in range(1000)})
+    tenant = pg.scoped("ns", QuotaConfig(max_keys=1013))
+    for i in range(10):
+        tenant.set("g", f"n{i}", "v")
+    tenant.set_many("g", {"m1": "v", "m2": "v"})
+    with tenant.transaction() as tx:
+        tx.delete("g", "n0")
+        tx.set("g", "n0", "v")
+    assert tenant.incr("g", "counter") == 1
+    assert builds == ["ns:"]
+    with pytest.raises(gostore.QuotaExceededError):
+        tenant.set_many("g", {"o1": "v", "o2": "v"})
+    assert pg.count_all("ns:") == 1000 + 10 + 2 + 1
+    assert builds == ["ns:"]
+
+
+def test_a_write_by_another_program_is_seen_by_the_next_check(
+    pg: Store, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = _ledger_builds(monkeypatch)
+    tenant = pg.scoped("ns", QuotaConfig(max_keys=3))
+    tenant.set("g", "a", "1")
+    tenant.set("g", "b", "1")
+    with raw(pg_url) as conn:
+        conn.execute("INSERT INTO entries VALUES ('ns:other', 'x', 'v', NULL)")
+        with pytest.raises(gostore.QuotaExceededError):
+            tenant.set("g", "c", "1")
+        conn.execute("DELETE FROM entries WHERE group_name = 'ns:other'")
+        tenant.set("g", "c", "1")
+        with pytest.raises(gostore.QuotaExceededError):
+            tenant.set("g", "d", "1")
+        conn.execute("TRUNCATE entries")
+        tenant.set("g", "d", "1")
+        conn.execute("UPDATE entries SET group_name = 'elsewhere:g'")
+        tenant.set("g", "e", "1")
+        tenant.set("g", "f", "1")
+    assert len(builds) == 5  # the first check, then one after each change by the program
+
+
+def test_a_write_in_another_namespace_leaves_the_ledger_alone(
+    pg: Store, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = _ledger_builds(monkeypatch)
+    tenant = pg.scoped("ns", QuotaConfig(max_keys=3))
+    tenant.set("g", "a", "1")
+    with gostore.Store(pg_url, purge_interval=0) as other:
+        other.set("other:g", "x", "1")
+        other.set("nsx:g", "x", "1")
+        other.set("plain", "x", "1")
+    tenant.set("g", "b", "1")
+    assert builds == ["ns:"]
+
+
+def test_removing_rows_that_had_expired_leaves_the_ledger_alone(
+    pg: Store, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = _ledger_builds(monkeypatch)
+    tenant = pg.scoped("ns", QuotaConfig(max_keys=2))
+    tenant.set_with_ttl("g", "short", "1", 0.05)
+    tenant.set("g", "a", "1")
+    time.sleep(0.1)
+    with gostore.Store(pg_url, purge_interval=0) as other:
+        assert other.purge_expired() == 1
+    tenant.set("g", "b", "1")
+    assert builds == ["ns:"]
+    with pytest.raises(gostore.QuotaExceededError):
+        tenant.set("g", "c", "1")
+
+
+def test_an_unchecked_write_committed_by_another_thread_counts_for_the_next_check(
+    pg: Store,
+) -> None:
+    tenant = pg.scoped("ns", QuotaConfig(max_keys=3))
+    tenant.set("g", "a", "1")
+    written = threading.Event()
+    go_on = threading.Event()
+
+    def other_thread() -> None:
+        with pg.transaction() as tx:
+            tx.set("ns:g", "x", "1")  # not quota-checked; committed after the check below
+            written.set()
+            assert go_on.wait(TIMEOUT)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    assert written.wait(TIMEOUT)
+    tenant.set("g", "b", "1")  # its ledger cannot see the uncommitted x
+    go_on.set()
+    worker.join(TIMEOUT)
+    with pytest.raises(gostore.QuotaExceededError):
+        tenant.set("g", "c", "1")
+    assert pg.count_all("ns:") == 3
+
+
+def test_counter_rows_of_ended_connections_are_folded_by_the_purge(pg: Store, pg_url: str) -> None:
+    for n in range(3):
+        with gostore.Store(pg_url, purge_interval=0) as other:
+            other.scoped("ns", QuotaConfig(max_keys=100)).set("g", f"k{n}", "v")
+            other.set(f"ns:g{n}", "x", "1")
+    pg.purge_expired()
+    with raw(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT writer, backend IN (SELECT pid FROM pg_stat_activity) FROM "
+            "entries_namespaces WHERE namespace = 'ns' AND backend <> 0"
+        ).fetchall()
+        folded = conn.execute(
+            "SELECT changes FROM entries_namespaces WHERE namespace = 'ns' AND backend = 0"
+        ).fetchall()
+    assert all(alive for _, alive in rows)  # only the rows of connections still open stay
+    assert len(folded) == 1 and folded[0][0] >= 6
+    tenant = pg.scoped("ns", QuotaConfig(max_keys=7))
+    tenant.set("g", "last", "v")
+    with pytest.raises(gostore.QuotaExceededError):
+        tenant.set("g", "over", "v")
+
+
 # -- command line ----------------------------------------------------------------------------
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

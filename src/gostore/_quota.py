@@ -128,7 +128,7 @@ def forget(ledgers: Ledgers, group: str) -> None:
 def _ledger(
     ledgers: Ledgers, engine: Engine, namespace: str, bounds: tuple[str, str | bytes], now: int
 ) -> _Ledger:
-    version = engine.version()
+    version = engine.version(namespace)
     ledger = ledgers.get(namespace)
     if ledger is None or ledger.version != version:
         ledger = _Ledger(engine, bounds, now, version)

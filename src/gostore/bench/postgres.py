@@ -1,6 +1,6 @@
 """``gostore bench --db postgresql://...``: gostore on PostgreSQL against raw psycopg.
 
-The raw side runs the engine's own SQL (``gostore.engine.postgres``) on one connection with
+The raw side runs the engine's own SQL (``gostore.engine.postgres_sql``) on one connection with
 server-side prepared statements and binary results, and turns rows into ``str`` as gostore
 must, so a ratio is the cost of the facade and the connection handling, not of a different
 query. Rows are written under groups starting with ``gostore-bench:`` in the URL's ``entries``
@@ -76,7 +76,7 @@ def run(url: str, *, rounds: int = 5, quick: bool = False, log: Callable[[str], 
     """Measure, print the Markdown table on stdout; 0 when every target was met, else 1."""
     import psycopg
 
-    from ..engine import postgres as sql
+    from ..engine import postgres_sql as sql
 
     n = 200 if quick else 2_000
     bulk_rounds = 1 if quick else rounds

@@ -191,9 +191,11 @@ class Engine(Protocol):
     def range_expiring(self, lo: str, hi: str | bytes, now: int) -> list[tuple[str, str, int, int]]:
         """``(group, key, size, expires)`` of the live rows of the range that have an expiry."""
 
-    def version(self) -> object:
-        """A token that changes whenever another connection may have committed a change;
-        caches of the data are valid while it stays equal."""
+    def version(self, namespace: str) -> object:
+        """Inside the transaction holding :meth:`lock_namespace` of ``namespace``: a token that
+        changes whenever another connection may have committed a change to it (an engine may
+        answer for the whole database); a quota ledger of the namespace is valid while it stays
+        equal."""
 
     def lock_namespace(self, namespace: str) -> None:
         """Inside a transaction: keep other connections from changing ``namespace`` until it

@@ -273,7 +273,11 @@ class SQLiteEngine:
     def range_expiring(self, lo: str, hi: str | bytes, now: int) -> list[tuple[str, str, int, int]]:
         return [tuple(row) for row in self._fetch(sql.NAMESPACE_EXPIRING, (lo, hi, now))]
 
-    def version(self) -> object:
+    def version(self, namespace: str) -> object:
+        return self.data_version()  # SQLite tells whether anything changed, not where
+
+    def data_version(self) -> object:
+        """Changes when another connection commits (``PRAGMA data_version``)."""
         if self._memory:  # nothing else can write an in-memory database
             return None
         return self._fetch(sql.DATA_VERSION, ())[0][0]

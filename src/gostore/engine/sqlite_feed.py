@@ -196,7 +196,7 @@ class SQLiteFeedEngine(SQLiteEngine):
     def feed_pending(self) -> bool:
         if self._memory:
             return False
-        version = self.version()
+        version = self.data_version()
         pending = version != self._version
         self._version = version
         return pending
