@@ -254,6 +254,7 @@ class PostgresEngine:
                 "-c synchronous_commit=" + ("off" if options.synchronous == "off" else "on"),
                 # readonly: the server itself refuses every write of this store's sessions
                 "-c default_transaction_read_only=on" if options.readonly else "",
+                self._session_options(),
                 str(params.get("options") or ""),  # the URL's own settings win
             )
         ).strip()
@@ -298,6 +299,11 @@ class PostgresEngine:
             reconnect_timeout=max(60.0, 10 * self._wait),
         )
         self._pool.open(wait=False)
+
+    def _session_options(self) -> str:
+        """Server settings (``-c name=value``) every connection of this engine starts with,
+        besides the engine's own; a subclass adds its own here."""
+        return ""
 
     def _prepare_schema(self, conn: psycopg.Connection[Any]) -> str:
         """Create the table if missing (one client at a time) and check its columns."""
