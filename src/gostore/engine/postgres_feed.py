@@ -104,10 +104,10 @@ class PostgresFeedEngine(PostgresEngine):
         self._listen_params: str = ""
         super().__init__(url, options)
         assert self._sql is not None
-        self.sql = self._sql
+        self.sql: FeedSQL = self._sql
         # every seq up to here is this store's own or was delivered (see feed_pending)
-        self._contiguous = self.feed_last_seq()
-        self._contiguous_lock = threading.Lock()
+        self._contiguous: int = self.feed_last_seq()
+        self._contiguous_lock: threading.Lock = threading.Lock()
 
     def _session_options(self) -> str:
         return f"-c gostore.origin={self.origin}"
@@ -153,8 +153,8 @@ class PostgresFeedEngine(PostgresEngine):
             last = self.feed_last_seq()
             self._written.last = last
             return last
-        last = self._written.last
-        return self.feed_last_seq() if last is None else last
+        written = self._written.last
+        return self.feed_last_seq() if written is None else written
 
     def feed_pending(self) -> bool:
         # NOTE: nothing is pending when the write being delivered took the seq right after
@@ -393,4 +393,3 @@ class PostgresFeedListener:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
