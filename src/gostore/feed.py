@@ -80,7 +80,7 @@ class Feed:
     # -- the writer's side (the store's lock held) ----------------------------------------------
     def stamp(self, events: list[Event]) -> list[Event]:
         """Number the events of the write just made: its rows are the newest recorded."""
-        first = self.engine.feed_last_seq() - len(events) + 1
+        first = self.engine.feed_written() - len(events) + 1
         return [event._replace(seq=first + i) for i, event in enumerate(events)]
 
     def send(self, events: list[Event]) -> list[Event]:

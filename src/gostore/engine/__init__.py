@@ -306,7 +306,7 @@ class FeedEngine(Engine, Protocol):
     ``delete_range`` as one DELETE_GROUP row per group, ``purge`` and ``delete_expired`` as
     EXPIRE rows, in the order of the groups or keys they return; everything else as one SET or
     DELETE row per row changed, in the order written. So the facade can number the events of
-    a write it just made from :meth:`feed_last_seq`. Changes by other programs are SET or
+    a write it just made from :meth:`feed_written`. Changes by other programs are SET or
     DELETE rows.
     """
 
@@ -321,6 +321,10 @@ class FeedEngine(Engine, Protocol):
 
     def feed_last_seq(self) -> int:
         """The newest ``seq`` ever recorded (0 when none), trimmed rows included."""
+
+    def feed_written(self) -> int:
+        """The ``seq`` of the last change recorded by the calling thread's latest write (lock
+        held, right after the write): the facade numbers that write's events back from it."""
 
     def feed_trimmed(self) -> int:
         """The newest ``seq`` removed by :meth:`feed_trim` (0 when none): a reader that has
@@ -343,11 +347,6 @@ def open_engine(target: str | os.PathLike[str], options: EngineOptions) -> Engin
     path or ``":memory:"`` is SQLite."""
     text = os.fsdecode(os.fspath(target))
     if is_url(text):
-        if options.change_feed:
-            raise DatabaseError(
-                "the change feed (change_feed=True) is not available on PostgreSQL yet; "
-                "open the store without it"
-            )
         try:
             from . import postgres
         except ImportError as exc:
@@ -355,6 +354,10 @@ def open_engine(target: str | os.PathLike[str], options: EngineOptions) -> Engin
                 f"a PostgreSQL URL needs psycopg 3, which is not installed ({exc}); "
                 f"install it with: {POSTGRES_EXTRA}"
             ) from exc
+        if options.change_feed:
+            from . import postgres_feed
+
+            return postgres_feed.PostgresFeedEngine(text, options)
         return postgres.PostgresEngine(text, options)
     from . import sqlite
 

@@ -49,6 +49,7 @@ from .postgres_sql import (
     SET_MANY,
     STATS,
     TOTALS,
+    Schema,
     lock_key,
     prepare_schema,
     range_args,
@@ -65,7 +66,7 @@ class PostgresEngine:
     """:class:`~gostore.engine.Engine` on a PostgreSQL server."""
 
     shared = True
-    feed = False  # the change feed is SQLite's only, so far
+    feed = False  # PostgresFeedEngine (postgres_feed) is the engine with the change feed
 
     def __init__(self, url: str, options: EngineOptions) -> None:
         self.target = redact(url)
@@ -87,6 +88,7 @@ class PostgresEngine:
                 "-c synchronous_commit=" + ("off" if options.synchronous == "off" else "on"),
                 # readonly: the server itself refuses every write of this store's sessions
                 "-c default_transaction_read_only=on" if options.readonly else "",
+                self.session_options(),
                 str(params.get("options") or ""),  # the URL's own settings win
             )
         ).strip()
@@ -110,6 +112,7 @@ class PostgresEngine:
             raise DatabaseError(f"cannot open {self.target!r}: {reason(exc)}") from exc
         try:
             schema = prepare_schema(first, self.target, self.readonly)
+            self.extend_schema(first, schema)
         except psycopg.Error as exc:
             first.close()
             raise DatabaseError(f"cannot open {self.target!r}: {reason(exc)}") from exc
@@ -133,6 +136,23 @@ class PostgresEngine:
             readonly=self.readonly,
         )
         self.lock = cast(threading.RLock, self._db.lock)
+
+    # -- hooks of an engine that builds on this one ---------------------------------------------
+    def session_options(self) -> str:
+        """Server settings (``-c name=value``) every connection starts with, besides the
+        engine's own (called once, before the first connection)."""
+        return ""
+
+    def extend_schema(self, conn: psycopg.Connection[Any], schema: Schema) -> None:
+        """Create or check what is kept next to ``entries`` in ``schema``, on the first
+        connection once the table is ready (a :class:`psycopg.Error` is reported as the
+        failure to open)."""
+
+    @property
+    def connections(self) -> Connections:
+        """The connections and each thread's transaction: statements of an engine's own run
+        through ``connections.run``, in the calling thread's transaction if one is open."""
+        return self._db
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:

@@ -161,6 +161,15 @@ class Connections:
             ) from exc
         return _Slot(conn)
 
+    def take(self) -> psycopg.Connection[Any]:
+        """A connection for the caller to keep for as long as it likes (a LISTENing one, say),
+        until it hands it to :meth:`release`; statements of this engine never run on it."""
+        return self._borrow().conn
+
+    def release(self, conn: psycopg.Connection[Any]) -> None:
+        """Give back a connection from :meth:`take`, open or closed (the pool replaces it)."""
+        self._put(conn)
+
     def _give_back(self, slot: _Slot) -> None:
         """Return a connection after a failure: keep it only if it is idle and healthy."""
         conn = slot.conn

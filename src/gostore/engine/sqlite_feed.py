@@ -190,6 +190,9 @@ class SQLiteFeedEngine(SQLiteEngine):
     def feed_last_seq(self) -> int:
         return int(self._fetch(LAST_SEQ, ())[0][0] or 0)
 
+    def feed_written(self) -> int:
+        return self.feed_last_seq()  # the lock excludes every other writer of the file
+
     def feed_trimmed(self) -> int:
         return int(self._fetch(TRIMMED, ())[0][0] or 0)
 

@@ -1,0 +1,175 @@
+"""The change feed's objects and statements on PostgreSQL (see ``postgres_feed``).
+
+Every name is qualified with the schema of the store's ``entries`` table when the objects are
+created, so a trigger fired by a client whose ``search_path`` differs still records into the
+feed next to the table it changed::
+
+    gostore_changes(seq bigint PRIMARY KEY, kind, group_name, entry_key, entry_value,
+                    at_ms, origin)
+    gostore_changes_seq                  -- the sequence seq comes from
+    gostore_changes_trimmed(seq)         -- the newest seq the retention removed (one row)
+    gostore_record()                     -- the trigger function on entries
+    gostore_put(), gostore_delete()      -- a write and the seq it was recorded with
+    gostore_feed_hold(), gostore_feed_try_hold()  -- take the feed's lock; the newest seq
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = ("FeedSQL", "channel_for", "lock_key_for")
+
+SET, DELETE, DELETE_GROUP, EXPIRE = 0, 1, 2, 3
+
+NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def channel_for(schema: str) -> str:
+    """The NOTIFY channel of the feed of ``schema`` (every client derives the same name)."""
+    return "gostore_changes_" + hashlib.blake2b(schema.encode(), digest_size=8).hexdigest()
+
+
+def lock_key_for(schema: str) -> int:
+    """The advisory-lock key of the feed of ``schema``: signed 64 bits."""
+    digest = hashlib.blake2b(f"gostore\0feed\0{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class FeedSQL:
+    """The statements of the feed of one schema."""
+
+    def __init__(self, schema: str) -> None:
+        s = _quote(schema) + "."
+        self.schema = schema
+        self.channel = channel_for(schema)
+        key = lock_key_for(schema)
+        table = f"{s}gostore_changes"
+        seq = f"{s}gostore_changes_seq"
+        self.table = table
+        insert = f"INSERT INTO {table} (kind, group_name, entry_key, entry_value, at_ms, origin)"
+        # NOTE: no NOT NULL or type constraints and no casts of the origin setting: a write by
+        # another program must never fail because of the feed, whatever it stores or sets.
+        self.create = (
+            f"CREATE SEQUENCE IF NOT EXISTS {seq}",
+            f"""CREATE TABLE IF NOT EXISTS {table} (
+    seq         bigint PRIMARY KEY DEFAULT nextval('{seq}'),
+    kind        integer,
+    group_name  bytea,
+    entry_key   bytea,
+    entry_value bytea,
+    at_ms       bigint,
+    origin      text
+)""",
+            f"CREATE TABLE IF NOT EXISTS {s}gostore_changes_trimmed (seq bigint)",
+            # The lock is taken before the seq: see postgres_feed's NOTE on commit order.
+            f"""CREATE OR REPLACE FUNCTION {s}gostore_record() RETURNS trigger
+LANGUAGE plpgsql AS $gostore$
+DECLARE
+    origin text := current_setting('gostore.origin', true);
+BEGIN
+    PERFORM pg_advisory_xact_lock({key});
+    IF TG_OP = 'DELETE' THEN
+        {insert} VALUES ({DELETE}, OLD.group_name, OLD.entry_key, ''::bytea, {NOW_MS}, origin);
+    ELSE
+        IF TG_OP = 'UPDATE' THEN
+            -- an update that moves a row to another group or key deletes the old one
+            IF OLD.group_name IS DISTINCT FROM NEW.group_name
+                    OR OLD.entry_key IS DISTINCT FROM NEW.entry_key THEN
+                {insert} VALUES ({DELETE}, OLD.group_name, OLD.entry_key, ''::bytea, {NOW_MS},
+                                 origin);
+            END IF;
+        END IF;
+        {insert} VALUES ({SET}, NEW.group_name, NEW.entry_key, NEW.entry_value, {NOW_MS},
+                         origin);
+    END IF;
+    PERFORM pg_notify('{self.channel}', coalesce(origin, ''));
+    RETURN NULL;
+END
+$gostore$""",
+            f"""CREATE OR REPLACE TRIGGER gostore_changes
+AFTER INSERT OR UPDATE OR DELETE ON {s}entries FOR EACH ROW EXECUTE FUNCTION {s}gostore_record()""",
+            # A set and a delete in one statement that also returns the seq recorded: the row
+            # trigger has run when the function's own statement ends.
+            f"""CREATE OR REPLACE FUNCTION {s}gostore_put(g bytea, k bytea, v bytea, e bigint)
+RETURNS bigint LANGUAGE plpgsql AS $gostore$
+BEGIN
+    INSERT INTO {s}entries (group_name, entry_key, entry_value, expires_at)
+    VALUES (g, k, v, e) ON CONFLICT (group_name, entry_key) DO UPDATE
+    SET entry_value = excluded.entry_value, expires_at = excluded.expires_at;
+    RETURN currval('{seq}');
+END
+$gostore$""",
+            f"""CREATE OR REPLACE FUNCTION {s}gostore_delete(g bytea, k bytea)
+RETURNS bigint LANGUAGE plpgsql AS $gostore$
+BEGIN
+    DELETE FROM {s}entries WHERE group_name = g AND entry_key = k;
+    IF FOUND THEN
+        RETURN currval('{seq}');
+    END IF;
+    RETURN 0;
+END
+$gostore$""",
+            # Each statement of a PL/pgSQL function sees what committed before it started, so
+            # the newest seq is read after the lock is held: every later row is this
+            # transaction's own.
+            f"""CREATE OR REPLACE FUNCTION {s}gostore_feed_hold() RETURNS bigint
+LANGUAGE plpgsql AS $gostore$
+BEGIN
+    PERFORM pg_advisory_xact_lock({key});
+    RETURN coalesce((SELECT max(seq) FROM {table}), 0);
+END
+$gostore$""",
+            f"""CREATE OR REPLACE FUNCTION {s}gostore_feed_try_hold() RETURNS bigint
+LANGUAGE plpgsql AS $gostore$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock({key}) THEN
+        RETURN NULL;
+    END IF;
+    RETURN coalesce((SELECT max(seq) FROM {table}), 0);
+END
+$gostore$""",
+        )
+        self.exists = (
+            f"SELECT to_regclass('{table}') IS NOT NULL "
+            f"AND to_regclass('{s}gostore_changes_trimmed') IS NOT NULL "
+            f"AND to_regprocedure('{s}gostore_feed_try_hold()') IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'gostore_changes' "
+            f"AND tgrelid = '{s}entries'::regclass)"
+        )
+        self.put = f"SELECT {s}gostore_put(%b, %b, %b, %b::bigint)"
+        self.delete = f"SELECT {s}gostore_delete(%b, %b)"
+        self.hold = f"SELECT {s}gostore_feed_hold()"
+        self.try_hold = f"SELECT {s}gostore_feed_try_hold()"
+        self.last_seq = f"SELECT coalesce(max(seq), 0) FROM {table}"
+        self.trimmed = f"SELECT coalesce(max(seq), 0) FROM {s}gostore_changes_trimmed"
+        columns = "seq, kind, group_name, entry_key, entry_value, at_ms"
+        self.read = f"SELECT {columns} FROM {table} WHERE seq > %b ORDER BY seq LIMIT %b"
+        # Other connections' changes, and (last row, one snapshot) the newest seq: the reader
+        # then moves past this store's own changes without reading them again.
+        self.read_others = (
+            f"(SELECT {columns}, false FROM {table} WHERE seq > %b "
+            "AND origin IS DISTINCT FROM %b ORDER BY seq LIMIT %b) "
+            f"UNION ALL SELECT max(seq), NULL, NULL, NULL, NULL, NULL, true FROM {table}"
+        )
+        # Fix-ups of what the trigger recorded for this transaction's latest statement.
+        self.recorded_groups = f"SELECT group_name FROM {table} WHERE seq > %b ORDER BY seq"
+        self.recorded_keys = (
+            f"SELECT group_name, entry_key FROM {table} WHERE seq > %b ORDER BY seq"
+        )
+        self.forget = f"DELETE FROM {table} WHERE seq > %b"
+        self.record_group = (
+            f"{insert} VALUES ({DELETE_GROUP}, %b, ''::bytea, ''::bytea, {NOW_MS}, %b)"
+        )
+        self.mark_expired = f"UPDATE {table} SET kind = {EXPIRE} WHERE seq > %b"
+        # Retention removes a prefix of the feed, and keeps the newest row (see SQLite's).
+        self.first_kept = f"SELECT seq FROM {table} WHERE at_ms >= %b ORDER BY seq LIMIT 1"
+        self.trim_before = f"DELETE FROM {table} WHERE seq < %b RETURNING seq"
+        self.trim_all = (
+            f"DELETE FROM {table} WHERE seq < (SELECT max(seq) FROM {table}) RETURNING seq"
+        )
+        self.clear_trimmed = f"DELETE FROM {s}gostore_changes_trimmed"
+        self.set_trimmed = f"INSERT INTO {s}gostore_changes_trimmed (seq) VALUES (%b)"
