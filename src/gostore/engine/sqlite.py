@@ -77,12 +77,16 @@ class SQLiteEngine(GroupReads):
         self.get = BoundStatement(self._execute, sql.GET, rows, mapped, self._map, self.lock)
         #: ``put(group, key, value, expires)``: insert or replace one row (caller holds lock).
         self.put = BoundStatement(self._execute, sql.SET, 0, mapped, self._map)
+        #: ``row_size(group, key)``: ``(bytes, expires)`` of the row, or ``None`` (the quota
+        #: check, under the caller's lock): one call, as it runs beside every checked write.
+        self.row_size = BoundStatement(self._execute, sql.ROW_SIZE, rows, mapped, self._map)
 
     def _use(self, execute: Any) -> None:
         """Route every statement through ``execute`` (the cursor's, or ``_refuse``)."""
         self._execute = execute
         self.get.execute = execute
         self.put.execute = execute
+        self.row_size.execute = execute
 
     def _map(self, exc: BaseException) -> DatabaseError:
         if isinstance(exc, apsw.Error):
@@ -226,10 +230,6 @@ class SQLiteEngine(GroupReads):
         return [(g, k) for g, k in self._fetch(sql.PURGE_RANGE_RETURNING, (lo, hi, now))]
 
     # -- quota support --------------------------------------------------------------------------
-    def row_size(self, group: str, key: str) -> tuple[int, Any] | None:
-        rows = self._fetch(sql.ROW_SIZE, (group, key))
-        return (rows[0][0], rows[0][1]) if rows else None
-
     def range_totals(self, lo: str, hi: str | bytes, now: int) -> list[Totals]:
         return [Totals(*row) for row in self._fetch(sql.NAMESPACE_TOTALS, (lo, hi, now))]
 
