@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from ._quota import Ledgers, QuotaGuard, forget
@@ -313,26 +313,33 @@ class Core(CoreReads):
         if not isinstance(mapping, Mapping):
             raise TypeError(f"{op}: mapping must be a Mapping, not {type(mapping).__name__}")
         expires = None if ttl is None else expiry_ms(op, ttl, now_ms())
-        rows = [(group, k, v, expires) for k, v in mapping.items()]
-        for _, k, v, _ in rows:
-            if type(k) is not str or type(v) is not str:
-                check_text(op, key=k, value=v)
+        # NOTE: the rows stream from the mapping into the engine, checked one by one: a bad
+        # entry raises mid-way and the transaction writes nothing, as a check of every entry
+        # first would, without a copy of the whole input.
         with self.atomic(op, group):
-            self.write_rows(op, group, rows, guard)
+            try:
+                self.write_rows(op, group, _checked(op, group, mapping, expires), guard)
+            except UnicodeEncodeError:
+                for k, v in mapping.items():
+                    check_text(op, group=group, key=k, value=v)
+                raise
 
     def write_rows(
         self,
         op: str,
         group: str,
-        rows: list[tuple[str, str, str, int | None]],
+        rows: Iterable[tuple[str, str, str, int | None]],
         guard: QuotaGuard | None = None,
     ) -> None:
-        """Write ``rows`` inside the caller's transaction and stage their events."""
+        """Write ``rows`` inside the caller's transaction and stage their events. ``rows`` is
+        read once; it is copied only when events or quota ledgers need it again."""
         engine = self.engine
+        if (self.hub.active or self.ledgers) and not isinstance(rows, list):
+            rows = list(rows)
         try:
             if guard is None:
                 engine.put_many(rows)
-                if self.ledgers:
+                if self.ledgers and isinstance(rows, list):
                     for row_group in {row[0] for row in rows}:
                         forget(self.ledgers, row_group)
             else:
@@ -344,10 +351,11 @@ class Core(CoreReads):
         except DatabaseError as exc:
             raise self.failure(op, exc, group) from exc.__cause__
         except UnicodeEncodeError:
-            for g, k, v, _ in rows:
-                check_text(op, group=g, key=k, value=v)
+            if isinstance(rows, list):
+                for g, k, v, _ in rows:
+                    check_text(op, group=g, key=k, value=v)
             raise
-        if self.hub.active:
+        if self.hub.active and isinstance(rows, list):
             stamp = time.time()
             self.publish([Event(_SET, g, k, v, stamp) for g, k, v, _ in rows])
 
@@ -402,3 +410,12 @@ class Core(CoreReads):
         return len(rows)
 
 
+
+
+def _checked(
+    op: str, group: str, mapping: Mapping[str, str], expires: int | None
+) -> Iterator[tuple[str, str, str, int | None]]:
+    for k, v in mapping.items():
+        if type(k) is not str or type(v) is not str:
+            check_text(op, key=k, value=v)
+        yield (group, k, v, expires)
