@@ -226,11 +226,33 @@ class Core(CoreReads):
             hub.to_callbacks(callbacks)
         return changed
 
-    def _apply(self, group: str, key: str, value: str | None, expires: int | None) -> bool:
-        if value is None:
-            return self.engine.delete(group, key)
-        self.engine.put(group, key, value, expires)
-        return True
+    def apply(
+        self, op: str, change: Change, guard: QuotaGuard | None, *, expiry_only: bool = False
+    ) -> bool:
+        """The quota check, the write and its record for one change (lock held, inside the
+        caller's atomic step); True when a row was written or removed. ``expiry_only``: change
+        the live row's expiry and nothing else."""
+        engine = self.engine
+        token = None
+        if guard is not None:
+            token = guard.check(engine, self.ledgers, op, change)  # raises to refuse
+        elif self.ledgers:
+            forget(self.ledgers, change.group)
+        try:
+            if expiry_only:
+                changed = engine.set_expiry(change.group, change.key, change.expires)
+            elif change.value is None:
+                changed = engine.delete(change.group, change.key)
+            else:
+                engine.put(change.group, change.key, change.value, change.expires)
+                changed = True
+            if token is not None:
+                guard.record(token, change, changed)  # type: ignore[union-attr]
+        except BaseException:
+            if token is not None:  # a refused write leaves the ledgers exact; this may not
+                self.ledgers.clear()
+            raise
+        return changed
 
     def _guarded(self, op: str, change: Change, guard: QuotaGuard) -> bool:
         """Check, write and record as one step (lock held).
@@ -242,22 +264,14 @@ class Core(CoreReads):
         own = not engine.depth and engine.shared
         if own:
             engine.begin()
-        checked = False
         try:
-            token = guard.check(engine, self.ledgers, op, change)
-            checked = True
-            changed = self._apply(*change)
-            guard.record(token, change, changed)
-            if own:
-                own = False
-                engine.commit()
+            changed = self.apply(op, change, guard)
         except BaseException:
-            # A refused write leaves the ledgers exact; a failure after the check may not.
-            if checked:
-                self.ledgers.clear()
             if own:
                 engine.rollback()
             raise
+        if own:
+            engine.commit()
         return changed
 
     def delete_group(self, op: str, group: str) -> None:
