@@ -19,10 +19,10 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._quota import forget
+from ._reads import live_row
 from ._types import Change, check_text, expiry_ms, now_ms
 from .engine import DatabaseError
-from .errors import NotFoundError, StoreError, describe
+from .errors import NotFoundError, describe
 from .events import EventType
 
 if TYPE_CHECKING:
@@ -55,35 +55,6 @@ UNSET = Unset.UNSET
 Decision = tuple[Change | None, bool, EventType | None, R]
 
 
-def _live(op: str, group: str, key: str, row: tuple[Any, Any] | None, now: int) -> tuple[
-    str | None, int | None
-]:
-    """``(value, expires)`` of a live row, ``(None, None)`` for an absent or expired one."""
-    if row is None:
-        return None, None
-    value, expires = row
-    if expires is not None:
-        if isinstance(expires, bool) or not isinstance(expires, (int, float)):
-            raise StoreError.at(
-                op, f"the stored expires_at is {type(expires).__name__}, not a number", group, key
-            )
-        if expires <= now:
-            return None, None
-        expires = int(expires)
-    if type(value) is not str:
-        if not isinstance(value, bytes):
-            raise StoreError.at(
-                op, f"the stored value is {type(value).__name__}, not text", group, key
-            )
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise StoreError.at(
-                op, "the stored value is a BLOB that is not valid UTF-8", group, key
-            ) from None
-    return value, expires
-
-
 def _step(
     core: Core,
     op: str,
@@ -103,40 +74,21 @@ def _step(
         # the step is one more statement of it; otherwise BEGIN IMMEDIATE keeps every other
         # connection out between the read and the write.
         own = engine.shared and not engine.depth
-        checked = False
         try:
             if own:
                 engine.begin()
             try:
                 now = now_ms()
-                value, expires = _live(op, group, key, engine.get_for_update(group, key), now)
+                value, expires = live_row(op, group, key, engine.get_for_update(group, key), now)
                 change, expiry_only, kind, result = decide(value, expires, now)
                 if change is not None:
-                    token = None
-                    if guard is not None:
-                        token = guard.check(engine, core.ledgers, op, change)
-                        checked = True
-                    elif core.ledgers:
-                        forget(core.ledgers, group)
-                    if expiry_only:
-                        changed = engine.set_expiry(group, key, change.expires)
-                    elif change.value is None:
-                        changed = engine.delete(group, key)
-                    else:
-                        engine.put(group, key, change.value, change.expires)
-                        changed = True
-                    if guard is not None:
-                        guard.record(token, change, changed)  # type: ignore[arg-type]
-                if own:
-                    own = False
-                    engine.commit()
+                    core.apply(op, change, guard, expiry_only=expiry_only)
             except BaseException:
-                # A refused write leaves the ledgers exact; a failure after the check may not.
-                if checked:
-                    core.ledgers.clear()
                 if own:
                     engine.rollback()
                 raise
+            if own:
+                engine.commit()
         except DatabaseError as exc:
             raise core.failure(op, exc, group, key) from exc.__cause__
         if kind is not None and core.hub.active:
@@ -256,7 +208,7 @@ def ttl(core: Core, op: str, group: str, key: str) -> float | None:
     except DatabaseError as exc:
         raise core.failure(op, exc, group, key) from exc.__cause__
     now = now_ms()
-    value, expires = _live(op, group, key, row, now)
+    value, expires = live_row(op, group, key, row, now)
     if value is None:
         core.ready(op)
         raise NotFoundError.at(op, "not found", group, key)

@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from ._quota import Ledgers, QuotaGuard, forget
@@ -226,11 +226,33 @@ class Core(CoreReads):
             hub.to_callbacks(callbacks)
         return changed
 
-    def _apply(self, group: str, key: str, value: str | None, expires: int | None) -> bool:
-        if value is None:
-            return self.engine.delete(group, key)
-        self.engine.put(group, key, value, expires)
-        return True
+    def apply(
+        self, op: str, change: Change, guard: QuotaGuard | None, *, expiry_only: bool = False
+    ) -> bool:
+        """The quota check, the write and its record for one change (lock held, inside the
+        caller's atomic step); True when a row was written or removed. ``expiry_only``: change
+        the live row's expiry and nothing else."""
+        engine = self.engine
+        token = None
+        if guard is not None:
+            token = guard.check(engine, self.ledgers, op, change)  # raises to refuse
+        elif self.ledgers:
+            forget(self.ledgers, change.group)
+        try:
+            if expiry_only:
+                changed = engine.set_expiry(change.group, change.key, change.expires)
+            elif change.value is None:
+                changed = engine.delete(change.group, change.key)
+            else:
+                engine.put(change.group, change.key, change.value, change.expires)
+                changed = True
+            if token is not None:
+                guard.record(token, change, changed)  # type: ignore[union-attr]
+        except BaseException:
+            if token is not None:  # a refused write leaves the ledgers exact; this may not
+                self.ledgers.clear()
+            raise
+        return changed
 
     def _guarded(self, op: str, change: Change, guard: QuotaGuard) -> bool:
         """Check, write and record as one step (lock held).
@@ -242,22 +264,14 @@ class Core(CoreReads):
         own = not engine.depth and engine.shared
         if own:
             engine.begin()
-        checked = False
         try:
-            token = guard.check(engine, self.ledgers, op, change)
-            checked = True
-            changed = self._apply(*change)
-            guard.record(token, change, changed)
-            if own:
-                own = False
-                engine.commit()
+            changed = self.apply(op, change, guard)
         except BaseException:
-            # A refused write leaves the ledgers exact; a failure after the check may not.
-            if checked:
-                self.ledgers.clear()
             if own:
                 engine.rollback()
             raise
+        if own:
+            engine.commit()
         return changed
 
     def delete_group(self, op: str, group: str) -> None:
@@ -313,26 +327,33 @@ class Core(CoreReads):
         if not isinstance(mapping, Mapping):
             raise TypeError(f"{op}: mapping must be a Mapping, not {type(mapping).__name__}")
         expires = None if ttl is None else expiry_ms(op, ttl, now_ms())
-        rows = [(group, k, v, expires) for k, v in mapping.items()]
-        for _, k, v, _ in rows:
-            if type(k) is not str or type(v) is not str:
-                check_text(op, key=k, value=v)
+        # NOTE: the rows stream from the mapping into the engine, checked one by one: a bad
+        # entry raises mid-way and the transaction writes nothing, as a check of every entry
+        # first would, without a copy of the whole input.
         with self.atomic(op, group):
-            self.write_rows(op, group, rows, guard)
+            try:
+                self.write_rows(op, group, _checked(op, group, mapping, expires), guard)
+            except UnicodeEncodeError:
+                for k, v in mapping.items():
+                    check_text(op, group=group, key=k, value=v)
+                raise
 
     def write_rows(
         self,
         op: str,
         group: str,
-        rows: list[tuple[str, str, str, int | None]],
+        rows: Iterable[tuple[str, str, str, int | None]],
         guard: QuotaGuard | None = None,
     ) -> None:
-        """Write ``rows`` inside the caller's transaction and stage their events."""
+        """Write ``rows`` inside the caller's transaction and stage their events. ``rows`` is
+        read once; it is copied only when events or quota ledgers need it again."""
         engine = self.engine
+        if (self.hub.active or self.ledgers) and not isinstance(rows, list):
+            rows = list(rows)
         try:
             if guard is None:
                 engine.put_many(rows)
-                if self.ledgers:
+                if self.ledgers and isinstance(rows, list):
                     for row_group in {row[0] for row in rows}:
                         forget(self.ledgers, row_group)
             else:
@@ -344,10 +365,11 @@ class Core(CoreReads):
         except DatabaseError as exc:
             raise self.failure(op, exc, group) from exc.__cause__
         except UnicodeEncodeError:
-            for g, k, v, _ in rows:
-                check_text(op, group=g, key=k, value=v)
+            if isinstance(rows, list):
+                for g, k, v, _ in rows:
+                    check_text(op, group=g, key=k, value=v)
             raise
-        if self.hub.active:
+        if self.hub.active and isinstance(rows, list):
             stamp = time.time()
             self.publish([Event(_SET, g, k, v, stamp) for g, k, v, _ in rows])
 
@@ -402,3 +424,12 @@ class Core(CoreReads):
         return len(rows)
 
 
+
+
+def _checked(
+    op: str, group: str, mapping: Mapping[str, str], expires: int | None
+) -> Iterator[tuple[str, str, str, int | None]]:
+    for k, v in mapping.items():
+        if type(k) is not str or type(v) is not str:
+            check_text(op, key=k, value=v)
+        yield (group, k, v, expires)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ._types import Change, now_ms, prefix_range
 from .errors import QuotaExceededError
@@ -133,16 +133,15 @@ def _ledger(
     if ledger is None or ledger.version != version:
         ledger = _Ledger(engine, bounds, now, version)
         ledgers[namespace] = ledger
-    ledger.advance(now)
+    heap = ledger.heap
+    if heap and heap[0][0] <= now:
+        ledger.advance(now)
     return ledger
 
 
-class _Token(NamedTuple):
-    ledger: _Ledger
-    old_live: bool
-    old_size: int
-    new_live: bool
-    new_size: int
+# What check() measured, for record(): (ledger, old_live, old_size, new_live, new_size). A
+# plain tuple: it is built on every checked write.
+_Token = tuple[_Ledger, bool, int, bool, int]
 
 
 class QuotaGuard:
@@ -169,12 +168,15 @@ class QuotaGuard:
             if old_expires is None or old_expires > now:
                 old_live, old_size = True, size
         if value is None:  # a deletion never needs quota
-            return _Token(ledger, old_live, old_size, False, 0)
-        new_size = utf8_len(key) + utf8_len(value)
+            return (ledger, old_live, old_size, False, 0)
+        new_size = (len(key) if key.isascii() else len(key.encode("utf-8"))) + (
+            len(value) if value.isascii() else len(value.encode("utf-8"))
+        )
         new_live = expires is None or expires > now
-        if new_live:
+        # Only a new key or growth can pass a limit (a replacement that does not grow cannot).
+        if new_live and (not old_live or new_size > old_size):
             self._refuse_growth(op, ledger, change, old_live, new_size - old_size)
-        return _Token(ledger, old_live, old_size, new_live, new_size)
+        return (ledger, old_live, old_size, new_live, new_size)
 
     def _refuse_growth(
         self, op: str, ledger: _Ledger, change: Change, old_live: bool, growth: int
@@ -198,8 +200,13 @@ class QuotaGuard:
             raise QuotaExceededError.at(op, f"namespace {self.namespace!r} {reason}", group, key)
 
     def record(self, token: _Token, change: Change, changed: bool) -> None:
-        ledger = token.ledger
-        if token.old_live and changed:
-            ledger.remove(change.group, change.key, token.old_size)
-        if token.new_live:
-            ledger.add(change.group, change.key, token.new_size, change.expires)
+        ledger, old_live, old_size, new_live, new_size = token
+        if old_live and new_live and change.expires is None and not ledger.expiring:
+            # A live key replaced by a value without TTL, in a namespace where nothing
+            # expires (the common case): only the byte total moves.
+            ledger.bytes += new_size - old_size
+            return
+        if old_live and changed:
+            ledger.remove(change.group, change.key, old_size)
+        if new_live:
+            ledger.add(change.group, change.key, new_size, change.expires)

@@ -14,7 +14,7 @@ from .errors import NotFoundError, StoreError
 if TYPE_CHECKING:
     from .events import EventHub
 
-__all__ = ("CoreReads",)
+__all__ = ("CoreReads", "live_row")
 
 _PAGE = 1024  # rows fetched per step by the lazy iterators
 _INT64_MAX = 2**63 - 1
@@ -53,30 +53,13 @@ class CoreReads:
 
     def finish_get(self, op: str, group: str, key: str, row: tuple[Any, Any] | None) -> str:
         """The rest of a get: expiry, the lazy delete, and rows written by other programs."""
-        if row is not None:
-            value, expires = row
-            if expires is not None:
-                if isinstance(expires, bool) or not isinstance(expires, (int, float)):
-                    raise StoreError.at(
-                        op, f"the stored expires_at is {type(expires).__name__}, not a number",
-                        group, key,
-                    )
-                if expires <= now_ms():
-                    self._expire(op, group, key)
-                    raise NotFoundError.at(op, "not found", group, key)
-            if type(value) is str:
-                return value
-            if isinstance(value, bytes):
-                try:
-                    return value.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise StoreError.at(
-                        op, "the stored value is a BLOB that is not valid UTF-8", group, key
-                    ) from None
-            raise StoreError.at(
-                op, f"the stored value is {type(value).__name__}, not text", group, key
-            )
-        self.ready(op)
+        value, _ = live_row(op, group, key, row, now_ms())
+        if value is not None:
+            return value
+        if row is not None:  # expired
+            self._expire(op, group, key)
+        else:
+            self.ready(op)
         raise NotFoundError.at(op, "not found", group, key)
 
     def exists(self, op: str, group: str, key: str) -> bool:
@@ -223,3 +206,34 @@ def _text_list(op: str, keys: object) -> list[str]:
         if type(key) is not str:
             check_text(op, **{f"keys[{i}]": key})
     return result
+
+
+def live_row(
+    op: str, group: str, key: str, row: tuple[Any, Any] | None, now: int
+) -> tuple[str | None, int | None]:
+    """``(value, expires)`` of a row as the engine returned it if it is live, ``(None, None)``
+    when it is absent or expired. Rows written by other programs may hold a BLOB (decoded when
+    it is UTF-8), a NULL or a non-numeric expiry: those raise :class:`StoreError`."""
+    if row is None:
+        return None, None
+    value, expires = row
+    if expires is not None:
+        if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+            raise StoreError.at(
+                op, f"the stored expires_at is {type(expires).__name__}, not a number", group, key
+            )
+        if expires <= now:
+            return None, None
+        expires = int(expires)
+    if type(value) is not str:
+        if not isinstance(value, bytes):
+            raise StoreError.at(
+                op, f"the stored value is {type(value).__name__}, not text", group, key
+            )
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StoreError.at(
+                op, "the stored value is a BLOB that is not valid UTF-8", group, key
+            ) from None
+    return value, expires

@@ -16,18 +16,19 @@ from typing import Any
 
 import apsw
 
-from .._accel import BoundStatement, decode_group, decode_pairs
-from .._types import KeyValue, StoreStats
+from .._accel import BoundStatement
+from .._types import StoreStats
 from . import DatabaseError, EngineOptions, Row, Totals
 from . import sqlite_schema as sql
+from .sqlite_groups import NOT_UTF8 as _NOT_UTF8
+from .sqlite_groups import GroupReads, _Budget, _text
 
 __all__ = ("SQLiteEngine",)
 
-_NOT_UTF8 = "a stored group, key or value is not valid UTF-8"
 _READ_ONLY = "the store is read-only (opened with readonly=True)"
 
 
-class SQLiteEngine:
+class SQLiteEngine(GroupReads):
     """:class:`~gostore.engine.Engine` on one APSW connection."""
 
     feed = False  # engine.sqlite_feed records changes
@@ -62,6 +63,7 @@ class SQLiteEngine:
         self._batch = str(encoding).upper() == "UTF-8"
         self._poisoned_at = 0  # the transaction level a failure poisoned (0: none)
         self._poison: DatabaseError | None = None
+        self._budget = _Budget()
 
     def _bind_hot_paths(self) -> None:
         """``get`` and ``put`` are compiled single calls (see ``BoundStatement``), not methods:
@@ -75,12 +77,16 @@ class SQLiteEngine:
         self.get = BoundStatement(self._execute, sql.GET, rows, mapped, self._map, self.lock)
         #: ``put(group, key, value, expires)``: insert or replace one row (caller holds lock).
         self.put = BoundStatement(self._execute, sql.SET, 0, mapped, self._map)
+        #: ``row_size(group, key)``: ``(bytes, expires)`` of the row, or ``None`` (the quota
+        #: check, under the caller's lock): one call, as it runs beside every checked write.
+        self.row_size = BoundStatement(self._execute, sql.ROW_SIZE, rows, mapped, self._map)
 
     def _use(self, execute: Any) -> None:
         """Route every statement through ``execute`` (the cursor's, or ``_refuse``)."""
         self._execute = execute
         self.get.execute = execute
         self.put.execute = execute
+        self.row_size.execute = execute
 
     def _map(self, exc: BaseException) -> DatabaseError:
         if isinstance(exc, apsw.Error):
@@ -164,45 +170,6 @@ class SQLiteEngine:
     def count_range(self, lo: str, hi: str | bytes, now: int) -> int:
         return int(self._fetch(sql.COUNT_PREFIX, (lo, hi, now))[0][0])
 
-    def entries(self, group: str, now: int) -> dict[str, str]:
-        found: dict[str, str] | None = self._batched(sql.GROUP_BLOB, (group, now), decode_group)
-        if found is None:
-            rows = self._fetch(sql.GROUP_ROWS, (group, now))
-            found = {_text(k, k): _text(v, k) for k, v in rows}
-        return found
-
-    def page(self, group: str, now: int, limit: int, offset: int) -> list[KeyValue]:
-        return self._page(sql.PAGE_OFFSET_BLOB, sql.PAGE_OFFSET_ROWS, (group, now, limit, offset))
-
-    def page_after(self, group: str, after: str, now: int, limit: int) -> list[KeyValue]:
-        return self._page(sql.PAGE_AFTER_BLOB, sql.PAGE_AFTER_ROWS, (group, after, now, limit))
-
-    def _page(self, blob_sql: str, rows_sql: str, args: tuple[Any, ...]) -> list[KeyValue]:
-        page: list[KeyValue] | None = self._batched(blob_sql, args, _decode_pairs)
-        if page is None:
-            page = [KeyValue(_text(k, k), _text(v, k)) for k, v in self._fetch(rows_sql, args)]
-        return page
-
-    def _batched(self, statement: str, args: tuple[Any, ...], decode: Any) -> Any:
-        """The rows of one batch statement decoded in one step, or ``None`` when they must be
-        read row by row: a UTF-16 file, a row that is not text, or a batch over SQLite's
-        length limit (a group of very large values)."""
-        if not self._batch:
-            return None
-        with self.lock:
-            try:
-                count, text, keys, values = self._execute(statement, args).fetchall()[0]
-            except apsw.TooBigError:
-                return None
-            except apsw.Error as exc:
-                raise self._fail(exc) from exc
-        if count != text:
-            return None
-        try:
-            return decode(count, keys, values)
-        except UnicodeDecodeError as exc:
-            raise DatabaseError(_NOT_UTF8) from exc
-
     def groups_page(
         self, lo: str, hi: str | bytes, after: str | None, now: int, limit: int
     ) -> list[str]:
@@ -263,10 +230,6 @@ class SQLiteEngine:
         return [(g, k) for g, k in self._fetch(sql.PURGE_RANGE_RETURNING, (lo, hi, now))]
 
     # -- quota support --------------------------------------------------------------------------
-    def row_size(self, group: str, key: str) -> tuple[int, Any] | None:
-        rows = self._fetch(sql.ROW_SIZE, (group, key))
-        return (rows[0][0], rows[0][1]) if rows else None
-
     def range_totals(self, lo: str, hi: str | bytes, now: int) -> list[Totals]:
         return [Totals(*row) for row in self._fetch(sql.NAMESPACE_TOTALS, (lo, hi, now))]
 
@@ -463,26 +426,6 @@ def versions() -> str:
 
 
 _INHERITED: list[apsw.Connection] = []  # connections inherited through fork(), never closed
-
-
-def _decode_pairs(count: int, keys: bytes | None, values: bytes | None) -> list[KeyValue] | None:
-    return decode_pairs(count, keys, values, KeyValue)
-
-
-def _text(value: object, key: object) -> str:
-    """A stored value as ``str``; rows written by other programs may hold BLOBs or NULLs."""
-    if type(value) is str:
-        return value
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DatabaseError(_where("a stored BLOB is not valid UTF-8", key)) from None
-    raise DatabaseError(_where(f"a stored value is {type(value).__name__}, not text", key))
-
-
-def _where(reason: str, key: object) -> str:
-    return reason if key is None or not isinstance(key, str) else f"{reason} (key {key[:60]!r})"
 
 
 def _reason(exc: BaseException, busy_timeout: float | None = None) -> str:

@@ -75,6 +75,14 @@ _ORDERED_BLOB = (
 )
 PAGE_AFTER_BLOB = _ORDERED_BLOB.format(where="entry_key > ?", offset="")
 PAGE_OFFSET_BLOB = _ORDERED_BLOB.format(where="1", offset="OFFSET ?")
+# A large group in key ranges: KEY_AT finds where a range of ``?`` rows starting at a key ends
+# (from the key index alone); the ranges are read with GROUP_BLOB's unordered aggregate.
+KEY_AT = (
+    "SELECT entry_key FROM entries WHERE group_name = ? AND entry_key >= ? "
+    "ORDER BY entry_key LIMIT 1 OFFSET ?"
+)
+RANGE_BLOB = GROUP_BLOB + " AND entry_key >= ? AND entry_key < ?"
+TAIL_BLOB = GROUP_BLOB + " AND entry_key >= ?"
 # The row-by-row fallback for the forms above.
 GROUP_ROWS = f"SELECT entry_key, entry_value FROM entries WHERE group_name = ? AND {LIVE}"
 PAGE_AFTER_ROWS = (
@@ -147,6 +155,7 @@ EXPORT = (
 # NOTE: every write transaction is BEGIN IMMEDIATE: a deferred transaction that reads first and
 # upgrades to a write can fail with BUSY without waiting for the busy timeout.
 BEGIN = "BEGIN IMMEDIATE"
+BEGIN_READ = "BEGIN"  # deferred: a read snapshot, no write lock
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 
