@@ -259,3 +259,63 @@ cdef class BoundStatement:
             if self._release is not None:
                 self._release()
         return row
+
+
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident()
+
+
+cdef class PooledRead:
+    """A read statement as a single C-level call on a pool of reader connections:
+    ``stmt(*args)`` runs ``sql`` on an idle reader cursor (taken from ``idle``, or from
+    ``take()`` when none is idle) and returns the first row or ``None``, reading the statement
+    to its end so that no snapshot stays open.
+
+    A thread whose ident is ``owner`` (the thread with an open write transaction) calls
+    ``writer(*args)`` instead, so it sees its own writes; so does every thread when ``take()``
+    returns ``None`` (no reader could be opened). After use the cursor goes back to ``idle``;
+    when ``waiting[0]`` is non-zero, ``notify()`` is called as well.
+    """
+
+    cdef object _writer, _sql, _errors, _on_error, _take, _notify
+    cdef list _idle, _waiting
+    cdef public unsigned long owner
+
+    def __init__(self, writer, sql, list idle, take, notify, list waiting, errors, on_error):
+        self._writer = writer
+        self._sql = sql
+        self._idle = idle
+        self._take = take
+        self._notify = notify
+        self._waiting = waiting
+        self._errors = errors
+        self._on_error = on_error
+        self.owner = 0
+
+    def __call__(self, *args):
+        cdef object row = None
+        cdef object cursor
+        if self.owner != 0 and self.owner == PyThread_get_thread_ident():
+            return self._writer(*args)
+        # NOTE: the test and the pop run under the GIL with no Python code between them.
+        if self._idle:
+            cursor = self._idle.pop()
+        else:
+            cursor = self._take()
+            if cursor is None:
+                return self._writer(*args)
+        try:
+            for row in cursor.execute(self._sql, args):
+                break
+            if row is not None:
+                for _ in cursor:
+                    pass
+        except BaseException as exc:
+            if isinstance(exc, self._errors):
+                raise self._on_error(exc) from exc
+            raise
+        finally:
+            PyList_Append(self._idle, cursor)
+            if self._waiting[0]:
+                self._notify()
+        return row

@@ -55,22 +55,31 @@ def test_get_all_of_a_large_group_reads_one_snapshot_while_another_connection_co
         entries = _entries(BIG)
         store.set_many("g", entries)
         engine: Any = core_of(store).engine
-        execute = engine._execute
+        store.count("g")  # opens the reader connection that reads of this thread use
         ranges = []
 
-        def commit_between_ranges(statement: str, *args: Any) -> Any:
-            if statement == sql.RANGE_BLOB:
-                ranges.append(statement)
-                if len(ranges) == 1:  # after the first range: change both ends of the group
-                    other.delete("g", "key0000000")
-                    other.set("g", f"key{BIG - 1:07d}", "changed")
-            return execute(statement, *args)
+        class CommitBetweenRanges:
+            """A reader cursor that lets the other store commit after the first range."""
 
-        engine._execute = commit_between_ranges
+            def __init__(self, cursor: Any) -> None:
+                self.cursor = cursor
+                self.connection = cursor.connection
+
+            def execute(self, statement: str, *args: Any) -> Any:
+                if statement == sql.RANGE_BLOB:
+                    ranges.append(statement)
+                    if len(ranges) == 1:  # after the first range: change both ends of the group
+                        other.delete("g", "key0000000")
+                        other.set("g", f"key{BIG - 1:07d}", "changed")
+                return self.cursor.execute(statement, *args)
+
+        idle = engine._readers.idle
+        cursors = list(idle)
+        idle[:] = [CommitBetweenRanges(cursor) for cursor in cursors]
         try:
             assert store.get_all("g") == entries
         finally:
-            engine._execute = execute
+            idle[:] = cursors
         assert len(ranges) >= 2
         assert store.get("g", f"key{BIG - 1:07d}") == "changed"
 

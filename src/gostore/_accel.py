@@ -15,17 +15,38 @@ PURE_REQUESTED = os.environ.get("GOSTORE_PURE", "").strip().lower() in {"1", "tr
 _PURE = PURE_REQUESTED or platform.python_implementation() != "CPython"
 
 if TYPE_CHECKING or _PURE:
-    from ._speedups_py import BoundStatement, WatcherIndex, decode_group, decode_pairs
+    from ._speedups_py import (
+        BoundStatement,
+        PooledRead,
+        WatcherIndex,
+        decode_group,
+        decode_pairs,
+    )
 
     SPEEDUPS = False
 else:
     try:
-        from ._speedups import BoundStatement, WatcherIndex, decode_group, decode_pairs
+        from ._speedups import (
+            BoundStatement,
+            PooledRead,
+            WatcherIndex,
+            decode_group,
+            decode_pairs,
+        )
 
         SPEEDUPS = True
     except ImportError:  # pragma: no cover - depends on how gostore was built
-        from ._speedups_py import BoundStatement, WatcherIndex, decode_group, decode_pairs
+        from ._speedups_py import (
+            BoundStatement,
+            PooledRead,
+            WatcherIndex,
+            decode_group,
+            decode_pairs,
+        )
 
         SPEEDUPS = False
 
-__all__ = ("SPEEDUPS", "BoundStatement", "WatcherIndex", "decode_group", "decode_pairs")
+__all__ = (
+    "SPEEDUPS",
+    "BoundStatement",
+    "PooledRead", "WatcherIndex", "decode_group", "decode_pairs")

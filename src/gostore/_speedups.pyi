@@ -40,3 +40,20 @@ class BoundStatement:
         lock: Any = None,
     ) -> None: ...
     def __call__(self, *args: Any) -> Any: ...
+
+class PooledRead:
+    """A read statement as a single call on a pool of reader connections."""
+
+    owner: int
+    def __init__(
+        self,
+        writer: Callable[..., Any],
+        sql: str,
+        idle: list[Any],
+        take: Callable[[], Any],
+        notify: Callable[[], object],
+        waiting: list[int],
+        errors: type[BaseException] | tuple[type[BaseException], ...],
+        on_error: Callable[[BaseException], BaseException],
+    ) -> None: ...
+    def __call__(self, *args: Any) -> Any: ...

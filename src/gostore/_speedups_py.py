@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import repeat
+from threading import get_ident
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -185,4 +186,67 @@ class BoundStatement:
         finally:
             if self._release is not None:
                 self._release()
+        return row
+
+
+class PooledRead:
+    """A read statement as a single call on a pool of reader connections: ``stmt(*args)``
+    runs ``sql`` on an idle reader cursor (taken from ``idle``, or from ``take()`` when none is
+    idle) and returns the first row or ``None``, reading the statement to its end so that no
+    snapshot stays open.
+
+    A thread whose ident is ``owner`` (the thread with an open write transaction) calls
+    ``writer(*args)`` instead, so it sees its own writes; so does every thread when ``take()``
+    returns ``None`` (no reader could be opened). After use the cursor goes back to ``idle``;
+    when ``waiting[0]`` is non-zero, ``notify()`` is called as well.
+    """
+
+    __slots__ = (
+        "_errors", "_idle", "_notify", "_on_error", "_sql", "_take", "_waiting", "_writer", "owner"
+    )
+
+    def __init__(
+        self,
+        writer: Callable[..., Any],
+        sql: str,
+        idle: list[Any],
+        take: Callable[[], Any],
+        notify: Callable[[], object],
+        waiting: list[int],
+        errors: type[BaseException] | tuple[type[BaseException], ...],
+        on_error: Callable[[BaseException], BaseException],
+    ) -> None:
+        self._writer = writer
+        self._sql = sql
+        self._idle = idle
+        self._take = take
+        self._notify = notify
+        self._waiting = waiting
+        self._errors = errors
+        self._on_error = on_error
+        self.owner = 0
+
+    def __call__(self, *args: Any) -> Any:
+        owner = self.owner
+        if owner and owner == get_ident():
+            return self._writer(*args)
+        try:
+            cursor = self._idle.pop()  # atomic: no other thread can take the same cursor
+        except IndexError:
+            cursor = self._take()
+            if cursor is None:
+                return self._writer(*args)
+        row = None
+        try:
+            for row in cursor.execute(self._sql, args):  # noqa: B007
+                break
+            if row is not None:
+                for _ in cursor:
+                    pass
+        except self._errors as exc:
+            raise self._on_error(exc) from exc
+        finally:
+            self._idle.append(cursor)
+            if self._waiting[0]:
+                self._notify()
         return row

@@ -1,9 +1,15 @@
-"""The SQLite engine: one APSW connection, go-store's file format, batch group reads.
+"""The SQLite engine: one writer connection, go-store's file format, batch group reads.
 
-The one connection is shared by every thread of a Store and serialised by :attr:`lock`, an
-``RLock``: reads take it themselves, writes and transaction control run with the caller
-holding it, and a transaction holds it from ``begin()`` to its ``commit()``/``rollback()``, so
-other threads wait for it and the owning thread's own calls join it.
+The writer connection is shared by every thread of a Store and serialised by :attr:`lock`, an
+``RLock``: writes and transaction control run with the caller holding it, and a transaction
+holds it from ``begin()`` to its ``commit()``/``rollback()``, so other threads' writes wait for
+it and the owning thread's own calls join it.
+
+Reads of a file store run on a bounded pool of read-only connections (``sqlite_readers``), so
+they run beside the writer and beside each other and never wait for another thread's
+transaction: they see the last committed state. A thread inside its own transaction reads on
+the writer, which sees its own writes. An in-memory database has one connection only: its
+reads take the lock, and so wait for another thread's transaction.
 """
 
 from __future__ import annotations
@@ -12,23 +18,25 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import apsw
 
-from .._accel import BoundStatement
+from .._accel import BoundStatement, PooledRead
 from .._types import StoreStats
 from . import DatabaseError, EngineOptions, Row, Totals
 from . import sqlite_schema as sql
 from .sqlite_groups import NOT_UTF8 as _NOT_UTF8
-from .sqlite_groups import GroupReads, _Budget, _text
+from .sqlite_groups import GroupReads, _text
+from .sqlite_readers import PooledReads, ReaderPool, open_reader
 
 __all__ = ("SQLiteEngine",)
 
 _READ_ONLY = "the store is read-only (opened with readonly=True)"
 
 
-class SQLiteEngine(GroupReads):
+class SQLiteEngine(PooledReads, GroupReads):
     """:class:`~gostore.engine.Engine` on one APSW connection."""
 
     feed = False  # engine.sqlite_feed records changes
@@ -56,6 +64,15 @@ class SQLiteEngine(GroupReads):
         self._cur = self._conn.cursor()
         self._memory = path == sql.MEMORY
         self._execute: Any = self._cur.execute
+        self._owner = 0  # the thread with an open transaction (0: none)
+        self._readers: ReaderPool | None = None
+        if not self._memory:
+            self._readers = ReaderPool(
+                partial(
+                    open_reader, self._conn.filename, options.busy_timeout,
+                    options.cache_size_mb, options.mmap_size_mb,
+                )
+            )
         self._bind_hot_paths()
         # NOTE: the batch reads join UTF-8 bytes with 0xFF; a UTF-16 database returns UTF-16
         # bytes from the same SQL, so such a file is read row by row.
@@ -63,7 +80,6 @@ class SQLiteEngine(GroupReads):
         self._batch = str(encoding).upper() == "UTF-8"
         self._poisoned_at = 0  # the transaction level a failure poisoned (0: none)
         self._poison: DatabaseError | None = None
-        self._budget = _Budget()
 
     def _bind_hot_paths(self) -> None:
         """``get`` and ``put`` are compiled single calls (see ``BoundStatement``), not methods:
@@ -74,7 +90,16 @@ class SQLiteEngine(GroupReads):
         #: row holds nothing back; on a file it runs to its end, as an unfinished SELECT keeps a
         #: read snapshot open, which stops WAL checkpoints until the next call.
         rows = 1 if self._memory else 2
-        self.get = BoundStatement(self._execute, sql.GET, rows, mapped, self._map, self.lock)
+        self._get = BoundStatement(self._execute, sql.GET, rows, mapped, self._map, self.lock)
+        self.get: Any = self._get
+        readers = self._readers
+        if readers is not None:
+            #: NOTE: a thread in its own transaction (``owner``) reads on the writer instead.
+            self.get = PooledRead(
+                self._get, sql.GET, readers.idle, readers.take, readers.notify,
+                readers.waiting, mapped, self._map_read,
+            )
+            self.get.owner = self._owner
         #: ``put(group, key, value, expires)``: insert or replace one row (caller holds lock).
         self.put = BoundStatement(self._execute, sql.SET, 0, mapped, self._map)
         #: ``row_size(group, key)``: ``(bytes, expires)`` of the row, or ``None`` (the quota
@@ -84,7 +109,7 @@ class SQLiteEngine(GroupReads):
     def _use(self, execute: Any) -> None:
         """Route every statement through ``execute`` (the cursor's, or ``_refuse``)."""
         self._execute = execute
-        self.get.execute = execute
+        self._get.execute = execute
         self.put.execute = execute
         self.row_size.execute = execute
 
@@ -125,31 +150,37 @@ class SQLiteEngine(GroupReads):
         with self.lock:
             self._poison = None
             self._use(self._refuse)
+            if self._readers is not None:
+                self._readers.close()
             self._conn.close()
 
     def abandon(self) -> None:
         # NOTE: never close the parent's connection from a child: closing releases locks the
         # parent relies on. Keep it referenced (so it is not finalised either) and refuse use.
         _INHERITED.append(self._conn)
+        if self._readers is not None:
+            self._readers.abandon(_INHERITED)
+            self._readers = None
         self.lock = threading.RLock()  # the parent's may have been held at fork time
+        self._owner = 0
         self._poison = None
         self._execute = self._refuse
         self._bind_hot_paths()
 
     # -- single-key reads -----------------------------------------------------------------------
     def exists(self, group: str, key: str, now: int) -> bool:
-        return bool(self._fetch(sql.EXISTS, (group, key, now)))
+        return bool(self._read(sql.EXISTS, (group, key, now)))
 
     def get_many(self, group: str, keys: list[str], now: int) -> dict[str, str]:
         found: dict[str, str] = {}
-        with self.lock:
+        with self._reading() as on:
             try:
                 for key in keys:
-                    rows = self._execute(sql.GET_MANY_ROW, (group, key, now)).fetchall()
+                    rows = on.execute(sql.GET_MANY_ROW, (group, key, now)).fetchall()
                     if rows:
                         found[key] = _text(rows[0][0], key)
             except apsw.Error as exc:
-                raise self._fail(exc) from exc
+                raise on.fail(exc) from exc
             except UnicodeDecodeError as exc:
                 raise DatabaseError(_NOT_UTF8) from exc
         return found
@@ -165,18 +196,18 @@ class SQLiteEngine(GroupReads):
 
     # -- group and prefix reads -----------------------------------------------------------------
     def count(self, group: str, now: int) -> int:
-        return int(self._fetch(sql.COUNT, (group, now))[0][0])
+        return int(self._read(sql.COUNT, (group, now))[0][0])
 
     def count_range(self, lo: str, hi: str | bytes, now: int) -> int:
-        return int(self._fetch(sql.COUNT_PREFIX, (lo, hi, now))[0][0])
+        return int(self._read(sql.COUNT_PREFIX, (lo, hi, now))[0][0])
 
     def groups_page(
         self, lo: str, hi: str | bytes, after: str | None, now: int, limit: int
     ) -> list[str]:
         if after is None:
-            rows = self._fetch(sql.GROUPS_FIRST, (lo, hi, lo, now, limit))
+            rows = self._read(sql.GROUPS_FIRST, (lo, hi, lo, now, limit))
         else:
-            rows = self._fetch(sql.GROUPS_AFTER, (lo, hi, after, now, limit))
+            rows = self._read(sql.GROUPS_AFTER, (lo, hi, after, now, limit))
         return [_text(row[0], None) for row in rows]
 
     def dump(self, now: int) -> Iterator[Row]:
@@ -256,6 +287,7 @@ class SQLiteEngine(GroupReads):
         try:
             if self.depth == 0:
                 self._execute(sql.BEGIN)
+                self._own(threading.get_ident())
             else:
                 self._execute(f"SAVEPOINT gostore_{self.depth}")
         except apsw.Error as exc:
@@ -285,6 +317,8 @@ class SQLiteEngine(GroupReads):
             self.rollback()
             raise error from exc
         self.depth = level - 1
+        if not self.depth:
+            self._own(0)
         self.lock.release()
 
     def rollback(self) -> None:
@@ -304,6 +338,8 @@ class SQLiteEngine(GroupReads):
                 raise
         finally:
             self.depth = level - 1
+            if not self.depth:
+                self._own(0)
             if self._poisoned_at >= level:  # the failed level is undone: usable again
                 self._poisoned_at = 0
                 self._poison = None

@@ -3,8 +3,9 @@ large groups in key ranges so that only one range's batch exists beside the resu
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import apsw
 
@@ -13,7 +14,7 @@ from .._types import KeyValue
 from . import DatabaseError
 from . import sqlite_schema as sql
 
-__all__ = ("NOT_UTF8", "GroupReads")
+__all__ = ("NOT_UTF8", "GroupReads", "On")
 
 NOT_UTF8 = "a stored group, key or value is not valid UTF-8"
 _NOT_UTF8 = NOT_UTF8
@@ -41,6 +42,17 @@ class _Budget:
         return self.left < 0
 
 
+class On(NamedTuple):
+    """Where a read runs: the writer connection (lock held) or a reader of the pool."""
+
+    conn: apsw.Connection
+    execute: Any
+    #: maps a driver failure (on the writer inside a transaction it poisons the transaction)
+    fail: Any
+    #: the read runs inside the calling thread's own transaction
+    in_transaction: bool
+
+
 class GroupReads:
     """The group and page reads of :class:`~gostore.engine.sqlite.SQLiteEngine`."""
 
@@ -49,26 +61,20 @@ class GroupReads:
         shared: bool
         depth: int
         _conn: apsw.Connection
-        _execute: Any
         _batch: bool
-        _budget: _Budget
 
         def _fail(self, exc: apsw.Error) -> DatabaseError: ...
 
-        def _fetch(self, statement: str, args: tuple[Any, ...]) -> list[Any]: ...
+        def _reading(self) -> contextlib.AbstractContextManager[On]: ...
 
     def entries(self, group: str, now: int) -> dict[str, str]:
-        found: dict[str, str] | None = None
-        if self._batch:
-            with self.lock:
-                found = self._whole_group(group, now)
-                if found is None:
-                    found = self._group_rows(group, now)
-        else:
-            found = self._group_rows(group, now)
+        with self._reading() as on:
+            found = self._whole_group(on, group, now) if self._batch else None
+            if found is None:
+                found = self._group_rows(on, group, now)
         return found
 
-    def _whole_group(self, group: str, now: int) -> dict[str, str] | None:
+    def _whole_group(self, on: On, group: str, now: int) -> dict[str, str] | None:
         """The group in one batch statement when it has at most about ``_CHUNK`` rows, else in
         key ranges of ``_CHUNK`` rows (lock held); ``None``: read it row by row.
 
@@ -79,31 +85,31 @@ class GroupReads:
         not: group_concat reports it only after reading every row), and the group is read in
         ranges instead, with only one range's blobs beside the dict.
         """
-        conn = self._conn
-        budget = self._budget
+        conn = on.conn
+        budget = _Budget()  # one a call: readers of other threads run at the same time
         budget.left = _WHOLE_CALLS
         conn.set_progress_handler(budget, _STEPS)
         try:
-            row = self._execute(sql.GROUP_BLOB, (group, now)).fetchall()[0]
+            row = on.execute(sql.GROUP_BLOB, (group, now)).fetchall()[0]
         except apsw.InterruptError:
             row = None
         except apsw.TooBigError:  # a group of very large values
             return None
         except apsw.Error as exc:
-            raise self._fail(exc) from exc
+            raise on.fail(exc) from exc
         finally:
             conn.set_progress_handler(None)
         if row is None:
-            return self._chunked(group, now)
+            return self._chunked(on, group, now)
         found: dict[str, str] | None = self._decode(decode_group, *row)
         return found
 
-    def _chunked(self, group: str, now: int) -> dict[str, str] | None:
+    def _chunked(self, on: On, group: str, now: int) -> dict[str, str] | None:
         # One read transaction, so every chunk comes from the same snapshot even when another
         # connection commits in between (a transaction of the caller's already is one).
-        snapshot = self.shared and not self.depth
+        snapshot = self.shared and not on.in_transaction
         found: dict[str, str] = {}
-        execute = self._execute
+        execute = on.execute
         try:
             if snapshot:
                 execute(sql.BEGIN_READ)
@@ -132,10 +138,16 @@ class GroupReads:
         except apsw.TooBigError:
             return None
         except apsw.Error as exc:
-            raise self._fail(exc) from exc
+            raise on.fail(exc) from exc
 
-    def _group_rows(self, group: str, now: int) -> dict[str, str]:
-        rows = self._fetch(sql.GROUP_ROWS, (group, now))
+    @staticmethod
+    def _group_rows(on: On, group: str, now: int) -> dict[str, str]:
+        try:
+            rows = on.execute(sql.GROUP_ROWS, (group, now)).fetchall()
+        except apsw.Error as exc:
+            raise on.fail(exc) from exc
+        except UnicodeDecodeError as exc:  # TEXT written by another program
+            raise DatabaseError(_NOT_UTF8) from exc
         return {_text(k, k): _text(v, k) for k, v in rows}
 
     @staticmethod
@@ -154,25 +166,25 @@ class GroupReads:
         return self._page(sql.PAGE_AFTER_BLOB, sql.PAGE_AFTER_ROWS, (group, after, now, limit))
 
     def _page(self, blob_sql: str, rows_sql: str, args: tuple[Any, ...]) -> list[KeyValue]:
-        page: list[KeyValue] | None = self._batched(blob_sql, args, _decode_pairs)
-        if page is None:
-            page = [KeyValue(_text(k, k), _text(v, k)) for k, v in self._fetch(rows_sql, args)]
+        with self._reading() as on:
+            page: list[KeyValue] | None = None
+            if self._batch:
+                try:
+                    count, text, keys, values = on.execute(blob_sql, args).fetchall()[0]
+                    page = self._decode(_decode_pairs, count, text, keys, values)
+                except apsw.TooBigError:  # a batch over SQLite's length limit
+                    page = None
+                except apsw.Error as exc:
+                    raise on.fail(exc) from exc
+            if page is None:  # a UTF-16 file, a row that is not text, or very large values
+                try:
+                    rows = on.execute(rows_sql, args).fetchall()
+                except apsw.Error as exc:
+                    raise on.fail(exc) from exc
+                except UnicodeDecodeError as exc:
+                    raise DatabaseError(_NOT_UTF8) from exc
+                page = [KeyValue(_text(k, k), _text(v, k)) for k, v in rows]
         return page
-
-    def _batched(self, statement: str, args: tuple[Any, ...], decode: Any) -> Any:
-        """The rows of one batch statement decoded in one step, or ``None`` when they must be
-        read row by row: a UTF-16 file, a row that is not text, or a batch over SQLite's
-        length limit (a group of very large values)."""
-        if not self._batch:
-            return None
-        with self.lock:
-            try:
-                count, text, keys, values = self._execute(statement, args).fetchall()[0]
-            except apsw.TooBigError:
-                return None
-            except apsw.Error as exc:
-                raise self._fail(exc) from exc
-        return self._decode(decode, count, text, keys, values)
 
 
 def _decode_pairs(count: int, keys: bytes | None, values: bytes | None) -> list[KeyValue] | None:
