@@ -320,12 +320,17 @@ class Store(AtomicMethods, Maintenance):
         """Insert or replace ``key`` in ``group``; clears any TTL."""
         if type(group) is not str or type(key) is not str or type(value) is not str:
             check_text("store.set", group=group, key=key, value=value)
-        # NOTE: the quiet case of Core.write (nobody watching, no quota ledger) inlined: set()
-        # is the hottest write and a call level costs ~8% of it. The test is made under the
-        # lock, so a quota ledger built by another thread cannot miss this write.
+        # NOTE: the quiet case of Core.write (no quota ledger, and no watcher, callback or open
+        # transaction that needs the event) inlined: set() is the hottest write and a call
+        # level costs ~8% of it. The test is made under the lock, so a quota ledger built by
+        # another thread cannot miss this write.
         self._acquire()
         try:
-            if not self._ledgers and not self._hub.active:
+            hub = self._hub
+            if not self._ledgers and (
+                not hub.active
+                or not (hub.callbacks or self._core.engine.depth or hub.match(group, key, False))
+            ):
                 self._put(group, key, value, None)
                 return
         except DatabaseError as exc:
