@@ -22,10 +22,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ._accel import WatcherIndex
-from .engine import DatabaseError, FeedEngine, FeedListener, FeedRow
+from .engine import DatabaseError, Engine, FeedEngine, FeedListener, FeedRow
 from .errors import ChangesExpiredError, StoreError
 from .events import Event, EventHub, EventType, Watcher, logger
 
@@ -323,3 +323,15 @@ class ReplayWatcher(Watcher):
     def replaying(self) -> bool:
         """True until the replay has reached the newest recorded change."""
         return self._feed is not None or bool(self._replay)
+
+
+def start_feed(core: Core, engine: Engine, retention: float) -> Feed:
+    """The change feed of a store that opened with it on; its thread runs on a file."""
+    feed = Feed(core, cast(FeedEngine, engine), retention)
+    if engine.shared:  # in memory no other connection exists
+        try:
+            feed.start(f"gostore-feed {engine.target}")
+        except DatabaseError as exc:
+            engine.close()
+            raise StoreError.at("store.open", exc.reason) from exc.__cause__
+    return feed

@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal
 
 from ._core import Core
 from ._maintenance import Maintenance
@@ -26,14 +26,12 @@ from .engine import (
     DEFAULT_CACHE_SIZE_MB,
     DEFAULT_MMAP_SIZE_MB,
     DatabaseError,
-    Engine,
     EngineOptions,
-    FeedEngine,
     open_engine,
 )
 from .errors import StoreClosedError, StoreError
 from .events import Event, Watcher, logger
-from .feed import Feed, check_seq, feed_off
+from .feed import Feed, check_seq, feed_off, start_feed
 
 if TYPE_CHECKING:
     from .scope import QuotaConfig, ScopedStore
@@ -146,7 +144,7 @@ class Store(AtomicMethods, Maintenance):
         self._path = engine.target
         self._core = core = Core(self, engine)
         if change_feed:
-            core.feed = _start_feed(core, engine, retention)
+            core.feed = start_feed(core, engine, retention)
         self._hub = core.hub
         self._ledgers = core.ledgers
         self._bind_hot_paths()
@@ -493,17 +491,6 @@ class Store(AtomicMethods, Maintenance):
             )
         self._core.ready("store.on_change")
         return self._core.hub.on_change(callback)
-
-
-def _start_feed(core: Core, engine: Engine, retention: float) -> Feed:
-    feed = Feed(core, cast(FeedEngine, engine), retention)
-    if engine.shared:  # in memory no other connection exists
-        try:
-            feed.start(f"gostore-feed {engine.target}")
-        except DatabaseError as exc:
-            engine.close()
-            raise StoreError.at("store.open", exc.reason) from exc.__cause__
-    return feed
 
 
 def _purge_loop(ref: weakref.ref[Store], stop: threading.Event, interval: float) -> None:
