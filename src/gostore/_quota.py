@@ -50,10 +50,6 @@ class QuotaConfig:
         return bool(self.max_keys or self.max_groups or self.max_bytes)
 
 
-def utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
 class _Ledger:
     """A namespace's live totals, valid while the engine's ``version()`` equals ``version``."""
 

@@ -37,9 +37,6 @@ EXIT_CODES = {
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
-# The options every command accepts, before or after its name.
-GLOBAL_OPTIONS = ("--db", "--json")
-
 
 class _Parser(argparse.ArgumentParser):
     # NOTE: argparse prints the usage and exits from inside parse_args; turning its errors into

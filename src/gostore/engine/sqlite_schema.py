@@ -121,12 +121,9 @@ ROW_SIZE = (
     "WHERE group_name = ? AND entry_key = ?"
 )
 DATA_VERSION = "PRAGMA data_version"
-DELETE_PREFIX = f"DELETE FROM entries WHERE {IN_RANGE}"
 DELETE_PREFIX_RETURNING = f"DELETE FROM entries WHERE {IN_RANGE} RETURNING group_name"
 
 # -- expiry ----------------------------------------------------------------------------------
-PURGE = "DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?"
-PURGE_RETURNING = PURGE + " RETURNING group_name, entry_key"
 PURGE_RANGE = f"DELETE FROM entries WHERE {IN_RANGE} AND expires_at IS NOT NULL AND expires_at <= ?"
 PURGE_RANGE_RETURNING = PURGE_RANGE + " RETURNING group_name, entry_key"
 
@@ -143,7 +140,6 @@ STATS = (
 )
 INTEGRITY_CHECK = "PRAGMA integrity_check"
 VACUUM = "VACUUM"
-CHECKPOINT_MODES = ("passive", "full", "restart", "truncate")
 
 # -- export (the CLI): every live row with its expiry, so TTLs survive export/import ---------
 EXPORT = (
@@ -396,7 +392,3 @@ def _open_immutable(path: str, busy_timeout: float) -> apsw.Connection:
     conn.set_busy_timeout(int(busy_timeout * 1000))
     return conn
 
-
-def fspath(path: str | os.PathLike[str]) -> str:
-    """The path as ``str`` (``os.PathLike`` and ``bytes``-returning paths included)."""
-    return os.fsdecode(os.fspath(path))
