@@ -319,3 +319,245 @@ cdef class PooledRead:
             if self._waiting[0]:
                 self._notify()
         return row
+
+
+
+cdef object _sleep = __import__("time").sleep
+# A gated statement that found the connection busy in another thread for all of the driver's
+# own waiting (APSW waits about a third of a second with the GIL released, then raises) tries
+# again this many times before the failure is raised.
+cdef int _BUSY_RETRIES = 100
+
+
+cdef class Gate:
+    """Lets single statements run on a shared connection without the store's lock, beside
+    each other, until someone shuts it.
+
+    A statement that passes (:meth:`enter`, or a :class:`GatedStatement`) counts itself in
+    flight until it ends. :meth:`shut` closes the gate to every statement, or to writes only,
+    and returns once the statements in flight have ended, so the caller then has the
+    connection to itself; :meth:`reopen` undoes one :meth:`shut`. Shuts nest (a count).
+
+    NOTE: the count and the test run under the GIL with no Python code between them, so a
+    statement either sees the gate shut or is counted before :meth:`shut` waits for it.
+    """
+
+    cdef public int shut_all, shut_writes
+    cdef int _inflight
+
+    def __init__(self):
+        self.shut_all = 0
+        self.shut_writes = 0
+        self._inflight = 0
+
+    @property
+    def inflight(self):
+        """Statements running past the gate now."""
+        return self._inflight
+
+    def enter(self, bint write):
+        """Count a statement in flight and return True, or False when the gate is shut to it
+        (then nothing is counted: run it under the lock instead)."""
+        self._inflight += 1
+        if self.shut_all or (write and self.shut_writes):
+            self._inflight -= 1
+            return False
+        return True
+
+    def leave(self):
+        """The statement counted by :meth:`enter` has ended."""
+        self._inflight -= 1
+
+    def shut(self, bint writes_only=False):
+        """Shut the gate (to writes only, or to all) and wait for the statements in flight."""
+        self._shut(writes_only)
+
+    def reopen(self, bint writes_only=False):
+        """Undo one :meth:`shut`."""
+        if writes_only:
+            self.shut_writes -= 1
+        else:
+            self.shut_all -= 1
+
+    cdef void _shut(self, bint writes_only) except *:
+        if writes_only:
+            self.shut_writes += 1
+        else:
+            self.shut_all += 1
+        cdef int spins = 0
+        while self._inflight > 0:  # statements last microseconds: yield the GIL to them
+            spins += 1
+            _sleep(0 if spins < 100 else 0.0001)
+
+
+cdef extern from "pythread.h":
+    ctypedef void *PyThread_type_lock
+    ctypedef enum PyLockStatus:
+        PY_LOCK_FAILURE, PY_LOCK_ACQUIRED, PY_LOCK_INTR
+    PyThread_type_lock PyThread_allocate_lock()
+    void PyThread_free_lock(PyThread_type_lock)
+    int PyThread_acquire_lock(PyThread_type_lock, int) nogil
+    PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock, long long, int) nogil
+    void PyThread_release_lock(PyThread_type_lock) nogil
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
+
+cdef object _monotonic = __import__("time").monotonic
+
+
+cdef class GateLock:
+    """A reentrant lock that shuts ``gate`` while it is held: whoever holds it has the
+    connection to itself, and gated statements run only while nobody holds it. Released by
+    the thread that holds it only (as an ``RLock``).
+
+    NOTE: its own reentrant lock rather than a wrapped ``threading.RLock``: the lock is taken
+    around every locked call, and a wrapper costs a second Python-level call each way.
+    """
+
+    cdef PyThread_type_lock _lock
+    cdef unsigned long _owner
+    cdef int _depth  # changed only by the holder
+    cdef Gate _gate
+
+    def __cinit__(self, Gate gate):
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError("cannot allocate a lock")
+        self._owner = 0
+        self._depth = 0
+        self._gate = gate
+
+    def __dealloc__(self):
+        if self._lock != NULL:
+            if self._depth:  # held (e.g. by a thread of the parent of a forked process)
+                PyThread_release_lock(self._lock)
+            PyThread_free_lock(self._lock)
+
+    def acquire(self, blocking=True, timeout=-1):
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if self._depth and self._owner == me:
+            self._depth += 1
+            return True
+        if not PyThread_acquire_lock(self._lock, 0):
+            if not blocking or not self._wait(timeout):
+                return False
+        self._owner = me
+        self._depth = 1
+        try:
+            self._gate._shut(False)
+        except BaseException:
+            self._depth = 0
+            self._owner = 0
+            PyThread_release_lock(self._lock)
+            raise
+        return True
+
+    cdef bint _wait(self, timeout) except -1:
+        """Block until the lock is taken (True) or ``timeout`` seconds pass (False), the GIL
+        released, waking every 50 ms to let signal handlers run."""
+        cdef double deadline = -1.0
+        cdef double left
+        cdef long long step
+        cdef PyLockStatus got
+        if timeout >= 0:
+            deadline = _monotonic() + timeout
+        while True:
+            step = 50000
+            if deadline >= 0:
+                left = deadline - _monotonic()
+                if left <= 0:
+                    return False
+                if left * 1e6 < step:
+                    step = <long long>(left * 1e6)
+            with nogil:
+                got = PyThread_acquire_lock_timed(self._lock, step, 0)
+            if got == PY_LOCK_ACQUIRED:
+                return True
+            PyErr_CheckSignals()
+
+    def release(self):
+        if not self._depth or self._owner != PyThread_get_thread_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        self._depth -= 1
+        if not self._depth:
+            self._gate.shut_all -= 1
+            self._owner = 0
+            PyThread_release_lock(self._lock)
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+cdef class GatedStatement:
+    """One SQL statement as a single C-level call that runs without the store's lock while
+    ``gate`` is open: ``stmt(*args)`` runs ``sql`` on a cursor of its own (taken from
+    ``cursors``, or made by ``new_cursor()``) and returns what :class:`BoundStatement` would
+    (``True`` for a write). When the gate is shut to it (to everything, or to writes when
+    ``write``) it returns ``blocked(*args)`` instead. ``busy`` is the driver's exception for a
+    connection busy in another thread, raised before the statement ran: it is run again.
+    """
+
+    cdef Gate _gate
+    cdef bint _write
+    cdef list _cursors
+    cdef object _new_cursor, _sql, _errors, _on_error, _blocked, _busy
+    cdef int _rows
+
+    def __init__(
+        self, Gate gate, bint write, list cursors, new_cursor, sql, int rows, errors, on_error,
+        blocked, busy,
+    ):
+        self._gate = gate
+        self._write = write
+        self._cursors = cursors
+        self._new_cursor = new_cursor
+        self._sql = sql
+        self._rows = rows
+        self._errors = errors
+        self._on_error = on_error
+        self._blocked = blocked
+        self._busy = busy
+
+    def __call__(self, *args):
+        cdef Gate gate = self._gate
+        cdef object row = None
+        cdef object cursor, rows
+        cdef int tries = 0
+        gate._inflight += 1
+        if gate.shut_all or (self._write and gate.shut_writes):
+            gate._inflight -= 1
+            return self._blocked(*args)
+        try:
+            cursor = self._cursors.pop() if self._cursors else self._new_cursor()
+        except BaseException:
+            gate._inflight -= 1
+            raise
+        try:
+            while True:
+                try:
+                    rows = cursor.execute(self._sql, args)
+                    break
+                except BaseException as exc:
+                    tries += 1
+                    if tries > _BUSY_RETRIES or not isinstance(exc, self._busy):
+                        raise
+            if not self._rows:
+                row = True
+            else:
+                for row in rows:
+                    break
+                if self._rows == 2 and row is not None:
+                    for _ in rows:
+                        pass
+        except BaseException as exc:
+            if isinstance(exc, self._errors):
+                raise self._on_error(exc) from exc
+            raise
+        finally:
+            PyList_Append(self._cursors, cursor)
+            gate._inflight -= 1
+        return row

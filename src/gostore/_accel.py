@@ -17,6 +17,9 @@ _PURE = PURE_REQUESTED or platform.python_implementation() != "CPython"
 if TYPE_CHECKING or _PURE:
     from ._speedups_py import (
         BoundStatement,
+        Gate,
+        GatedStatement,
+        GateLock,
         PooledRead,
         WatcherIndex,
         decode_group,
@@ -28,6 +31,9 @@ else:
     try:
         from ._speedups import (
             BoundStatement,
+            Gate,
+            GatedStatement,
+            GateLock,
             PooledRead,
             WatcherIndex,
             decode_group,
@@ -38,6 +44,9 @@ else:
     except ImportError:  # pragma: no cover - depends on how gostore was built
         from ._speedups_py import (
             BoundStatement,
+            Gate,
+            GatedStatement,
+            GateLock,
             PooledRead,
             WatcherIndex,
             decode_group,
@@ -49,4 +58,7 @@ else:
 __all__ = (
     "SPEEDUPS",
     "BoundStatement",
+    "Gate",
+    "GateLock",
+    "GatedStatement",
     "PooledRead", "WatcherIndex", "decode_group", "decode_pairs")

@@ -64,8 +64,9 @@ class Core(CoreReads):
     def __init__(self, owner: object, engine: Engine) -> None:
         self.engine = engine
         self.lock = engine.lock
-        self.hub = EventHub(self.lock)
+        self.hub = EventHub(self.lock, engine.gate)
         self.ledgers: Ledgers = {}
+        self._quotas = False  # a scoped view with a quota was made (see quotas_in_use)
         self.closed = False
         self.forked = False
         self._staged = _Staged()
@@ -91,6 +92,13 @@ class Core(CoreReads):
     def ready(self, op: str) -> None:
         if self.closed:
             raise self.closed_error(op)
+
+    def quotas_in_use(self) -> None:
+        """A scoped view with a quota exists: from now on every write takes the lock, so that
+        none slips past a namespace's ledger while it is built or kept up to date."""
+        if not self._quotas:
+            self._quotas = True
+            self.engine.gate.shut(writes_only=True)
 
     # -- events ---------------------------------------------------------------------------------
     def publish(self, events: list[Event]) -> list[Event]:
@@ -198,8 +206,13 @@ class Core(CoreReads):
         callbacks = NO_EVENTS
         hub = self.hub
         lock = self.lock
-        lock.acquire()
         try:
+            # A set nobody needs an event or a quota record of runs without the lock.
+            if value is not None and guard is None and self.engine.put_free(
+                group, key, value, expires
+            ):
+                return True
+            lock.acquire()
             try:
                 if guard is not None:
                     changed = self._guarded(op, Change(group, key, value, expires), guard)
@@ -211,17 +224,17 @@ class Core(CoreReads):
                     else:
                         self.engine.put(group, key, value, expires)
                         changed = True
-            except DatabaseError as exc:
-                raise self.failure(op, exc, group, key) from exc.__cause__
-            except UnicodeEncodeError:
-                check_text(op, group=group, key=key, value=value or "")
-                raise
-            if hub.active and changed:
-                kind = _DELETE if value is None else _SET
-                if self.engine.depth or hub.callbacks or hub.match(group, key, False):
-                    callbacks = self.publish_one(kind, group, key, value or "")
-        finally:
-            lock.release()
+                if hub.active and changed:
+                    kind = _DELETE if value is None else _SET
+                    if self.engine.depth or hub.callbacks or hub.match(group, key, False):
+                        callbacks = self.publish_one(kind, group, key, value or "")
+            finally:
+                lock.release()
+        except DatabaseError as exc:
+            raise self.failure(op, exc, group, key) from exc.__cause__
+        except UnicodeEncodeError:
+            check_text(op, group=group, key=key, value=value or "")
+            raise
         if callbacks:
             hub.to_callbacks(callbacks)
         return changed
@@ -258,7 +271,8 @@ class Core(CoreReads):
         """Check, write and record as one step (lock held).
 
         NOTE: when other connections may write, the check and the write run in one
-        transaction that keeps them out; alone, the lock makes them atomic.
+        transaction that keeps them out; alone, the lock makes them atomic (with a quota in
+        use no write runs without it: see :meth:`quotas_in_use`).
         """
         engine = self.engine
         own = not engine.depth and engine.shared

@@ -6,9 +6,10 @@ tests run both over the same cases. Only ``_accel`` imports from here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from itertools import repeat
-from threading import get_ident
+from threading import Lock, RLock, get_ident
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -249,4 +250,188 @@ class PooledRead:
             self._idle.append(cursor)
             if self._waiting[0]:
                 self._notify()
+        return row
+
+
+# A gated statement that found the connection busy in another thread for all of the driver's
+# own waiting (APSW waits about a third of a second with the GIL released, then raises) tries
+# again this many times before the failure is raised.
+_BUSY_RETRIES = 100
+
+
+class Gate:
+    """Lets single statements run on a shared connection without the store's lock, beside
+    each other, until someone shuts it.
+
+    A statement that passes (:meth:`enter`, or a :class:`GatedStatement`) counts itself in
+    flight until it ends. :meth:`shut` closes the gate to every statement, or to writes only,
+    and returns once the statements in flight have ended, so the caller then has the
+    connection to itself; :meth:`reopen` undoes one :meth:`shut`. Shuts nest (a count).
+
+    NOTE: a statement counts itself first and tests the gate second; :meth:`shut` shuts first
+    and counts second. Under the GIL one of the two sees the other (list appends and pops are
+    atomic; ``+= 1`` on an attribute is not, hence the list, and the mutex for the shuts).
+    """
+
+    __slots__ = ("_flight", "_mutex", "shut_all", "shut_writes")
+
+    def __init__(self) -> None:
+        self.shut_all = 0
+        self.shut_writes = 0
+        self._flight: list[None] = []
+        self._mutex = Lock()
+
+    @property
+    def inflight(self) -> int:
+        """Statements running past the gate now."""
+        return len(self._flight)
+
+    def enter(self, write: bool) -> bool:
+        """Count a statement in flight and return True, or False when the gate is shut to it
+        (then nothing is counted: run it under the lock instead)."""
+        self._flight.append(None)
+        if self.shut_all or (write and self.shut_writes):
+            self._flight.pop()
+            return False
+        return True
+
+    def leave(self) -> None:
+        """The statement counted by :meth:`enter` has ended."""
+        self._flight.pop()
+
+    def shut(self, writes_only: bool = False) -> None:
+        """Shut the gate (to writes only, or to all) and wait for the statements in flight."""
+        with self._mutex:
+            if writes_only:
+                self.shut_writes += 1
+            else:
+                self.shut_all += 1
+        spins = 0
+        while self._flight:  # statements last microseconds: yield the GIL to them
+            spins += 1
+            time.sleep(0 if spins < 100 else 0.0001)
+
+    def reopen(self, writes_only: bool = False) -> None:
+        """Undo one :meth:`shut`."""
+        with self._mutex:
+            if writes_only:
+                self.shut_writes -= 1
+            else:
+                self.shut_all -= 1
+
+
+class GateLock:
+    """A reentrant lock that shuts ``gate`` while it is held: whoever holds it has the
+    connection to itself, and gated statements run only while nobody holds it. Released by
+    the thread that holds it only (as an ``RLock``)."""
+
+    __slots__ = ("_acquire", "_depth", "_gate", "_release")
+
+    def __init__(self, gate: Gate) -> None:
+        lock = RLock()
+        self._acquire = lock.acquire
+        self._release = lock.release
+        self._gate = gate
+        self._depth = 0  # changed only by the holder, under the lock
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not self._acquire(blocking, timeout):
+            return False
+        self._depth += 1
+        if self._depth == 1:
+            try:
+                self._gate.shut()
+            except BaseException:
+                self._depth -= 1
+                self._release()
+                raise
+        return True
+
+    def release(self) -> None:
+        if self._depth == 1:
+            self._gate.reopen()
+        self._depth -= 1
+        self._release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class GatedStatement:
+    """One SQL statement as a single call that runs without the store's lock while ``gate``
+    is open: ``stmt(*args)`` runs ``sql`` on a cursor of its own (taken from ``cursors``, or
+    made by ``new_cursor()``) and returns what :class:`BoundStatement` would (``True`` for a
+    write). When the gate is shut to it (to everything, or to writes when ``write``) it
+    returns ``blocked(*args)`` instead. ``busy`` is the driver's exception for a connection
+    busy in another thread, raised before the statement ran: it is run again.
+    """
+
+    __slots__ = (
+        "_blocked", "_busy", "_cursors", "_errors", "_gate", "_new_cursor", "_on_error", "_rows",
+        "_sql", "_write",
+    )
+
+    def __init__(
+        self,
+        gate: Gate,
+        write: bool,
+        cursors: list[Any],
+        new_cursor: Callable[[], Any],
+        sql: str,
+        rows: int,
+        errors: type[BaseException] | tuple[type[BaseException], ...],
+        on_error: Callable[[BaseException], BaseException],
+        blocked: Callable[..., Any],
+        busy: type[BaseException] | tuple[type[BaseException], ...],
+    ) -> None:
+        self._gate = gate
+        self._write = write
+        self._cursors = cursors
+        self._new_cursor = new_cursor
+        self._sql = sql
+        self._rows = rows
+        self._errors = errors
+        self._on_error = on_error
+        self._blocked = blocked
+        self._busy = busy
+
+    def __call__(self, *args: Any) -> Any:
+        gate = self._gate
+        if not gate.enter(self._write):
+            return self._blocked(*args)
+        try:
+            try:
+                cursor = self._cursors.pop()  # atomic: no other thread takes the same cursor
+            except IndexError:
+                cursor = self._new_cursor()
+        except BaseException:
+            gate.leave()
+            raise
+        row: Any = None
+        try:
+            tries = 0
+            while True:
+                try:
+                    rows = cursor.execute(self._sql, args)
+                    break
+                except self._busy:
+                    tries += 1
+                    if tries > _BUSY_RETRIES:
+                        raise
+            if not self._rows:
+                row = True
+            else:
+                for row in rows:  # noqa: B007
+                    break
+                if self._rows == 2 and row is not None:
+                    for _ in rows:
+                        pass
+        except self._errors as exc:
+            raise self._on_error(exc) from exc
+        finally:
+            self._cursors.append(cursor)
+            gate.leave()
         return row

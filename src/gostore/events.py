@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
-from ._accel import WatcherIndex
+from ._accel import Gate, WatcherIndex
 
 __all__ = ("Event", "EventType", "Watcher")
 
@@ -224,8 +224,13 @@ class EventHub:
     ``active`` is False while nobody listens, so writers skip building events at all.
     """
 
-    def __init__(self, delivery_lock: threading.RLock | None = None) -> None:
+    def __init__(
+        self, delivery_lock: threading.RLock | None = None, gate: Gate | None = None
+    ) -> None:
         self.active = False
+        # Shut to writes while anyone listens: a write that runs without the lock sends no
+        # event, so none may be in flight once a watcher or callback is registered.
+        self._gate = gate
         self.callbacks: tuple[Callback, ...] = ()
         # Held by whoever delivers (the store's lock); closing a watcher takes it too, so no
         # event can slip into a watcher after it is closed, without a lock in every Watcher.
@@ -238,7 +243,13 @@ class EventHub:
         self._closed = False  # set by close_all(): no watcher registers after it
 
     def _refresh(self) -> None:
-        self.active = bool(self._watchers or self.callbacks)
+        active = bool(self._watchers or self.callbacks)
+        if active != self.active and self._gate is not None:
+            if active:
+                self._gate.shut(writes_only=True)  # returns once no such write is in flight
+            else:
+                self._gate.reopen(writes_only=True)
+        self.active = active
 
     def watch(
         self, group: str, key: str, buffer: int, namespace: str | None = None
@@ -309,10 +320,11 @@ class EventHub:
                 except (Exception, SystemExit):  # a callback's sys.exit() is not the writer's
                     logger.exception("gostore: on_change callback %r failed on %s", callback, event)
 
-    def after_fork(self, delivery_lock: threading.RLock) -> None:
+    def after_fork(self, delivery_lock: threading.RLock, gate: Gate | None = None) -> None:
         """In a forked child: fresh locks, since a parent thread may have held them at fork."""
         self._delivery_lock = delivery_lock
         self._lock = threading.Lock()
+        self._gate = gate
 
     def close_all(self) -> None:
         with self._lock:

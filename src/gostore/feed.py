@@ -328,6 +328,9 @@ class ReplayWatcher(Watcher):
 def start_feed(core: Core, engine: Engine, retention: float) -> Feed:
     """The change feed of a store that opened with it on; its thread runs on a file."""
     feed = Feed(core, cast(FeedEngine, engine), retention)
+    # Every write takes the lock: the feed numbers a write's events by the seqs the latest
+    # write recorded (feed_written), which holds only while writes take turns.
+    engine.gate.shut(writes_only=True)
     if engine.shared:  # in memory no other connection exists
         try:
             feed.start(f"gostore-feed {engine.target}")

@@ -69,6 +69,8 @@ class ScopedStore:
         self._prefix = namespace + ":"
         self._quota = quota
         self._guard = QuotaGuard(namespace, quota) if quota is not None and quota.limited else None
+        if self._guard is not None:
+            core.quotas_in_use()
 
     @property
     def namespace(self) -> str:

@@ -165,6 +165,7 @@ class Store(AtomicMethods, Maintenance):
         engine = self._core.engine
         self._engine_get = engine.get
         self._put = engine.put
+        self._put_free = engine.put_free
         self._acquire = engine.lock.acquire
         self._release = engine.lock.release
 
@@ -226,7 +227,7 @@ class Store(AtomicMethods, Maintenance):
         core.engine.abandon()
         # The parent's locks may have been held at fork time by threads that do not exist here.
         core.lock = core.engine.lock
-        core.hub.after_fork(core.lock)
+        core.hub.after_fork(core.lock, core.engine.gate)
         self._bind_hot_paths()
 
     # -- single-key reads -----------------------------------------------------------------------
@@ -318,26 +319,32 @@ class Store(AtomicMethods, Maintenance):
         """Insert or replace ``key`` in ``group``; clears any TTL."""
         if type(group) is not str or type(key) is not str or type(value) is not str:
             check_text("store.set", group=group, key=key, value=value)
-        # NOTE: the quiet case of Core.write (no quota ledger, and no watcher, callback or open
-        # transaction that needs the event) inlined: set() is the hottest write and a call
-        # level costs ~8% of it. The test is made under the lock, so a quota ledger built by
-        # another thread cannot miss this write.
-        self._acquire()
+        # NOTE: the quiet cases of Core.write inlined: set() is the hottest write and a call
+        # level costs ~8% of it. First without the lock (nobody listens, no quota, no open
+        # transaction: see Engine.put_free); then under it when no ledger needs the write and
+        # no watcher, callback or open transaction needs its event. That test is made under
+        # the lock, so a quota ledger built by another thread cannot miss this write.
         try:
-            hub = self._hub
-            if not self._ledgers and (
-                not hub.active
-                or not (hub.callbacks or self._core.engine.depth or hub.match(group, key, False))
-            ):
-                self._put(group, key, value, None)
+            if self._put_free(group, key, value, None):
                 return
+            self._acquire()
+            try:
+                hub = self._hub
+                if not self._ledgers and (
+                    not hub.active
+                    or not (
+                        hub.callbacks or self._core.engine.depth or hub.match(group, key, False)
+                    )
+                ):
+                    self._put(group, key, value, None)
+                    return
+            finally:
+                self._release()
         except DatabaseError as exc:
             raise self._core.failure("store.set", exc, group, key) from exc.__cause__
         except UnicodeEncodeError:
             check_text("store.set", group=group, key=key, value=value)
             raise
-        finally:
-            self._release()
         self._core.write("store.set", group, key, value, None)
 
     def set_with_ttl(self, group: str, key: str, value: str, ttl: TTL) -> None:

@@ -15,6 +15,10 @@ Conventions every engine follows:
 * Reads synchronise themselves (they may be called from any thread at any time). Writes and
   transaction control are called with :attr:`Engine.lock` held by the caller, so that a write
   and the publication of its events are one step in commit order.
+* The exception is :meth:`Engine.put_free`: a write nobody needs an event or a quota record
+  of, called without the lock. The facade shuts :attr:`Engine.gate` to writes for as long as
+  writes need the lock (watchers or callbacks registered, quotas in use, the change feed on);
+  the engine may shut it too, and returns False from ``put_free`` while it is shut.
 * Every driver failure is raised as :class:`DatabaseError` with the driver's exception chained
   as ``__cause__``; the facade adds the operation and the group/key.
 * A failed statement inside an open transaction poisons the transaction: every later call in
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 if TYPE_CHECKING:
     import threading
 
+    from .._accel import Gate
     from .._types import KeyValue, StoreStats
 
 __all__ = (
@@ -112,6 +117,9 @@ class Engine(Protocol):
     lock: threading.RLock
     #: True for a :class:`FeedEngine`, which records every change
     feed: bool
+    #: what :meth:`put_free` passes (see the module docstring): ``gate.shut(writes_only=True)``
+    #: waits for the writes in flight, ``gate.reopen(writes_only=True)`` undoes one shut
+    gate: Gate
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
@@ -161,6 +169,10 @@ class Engine(Protocol):
     # -- writes (caller holds lock) -------------------------------------------------------------
     def put(self, group: str, key: str, value: str, expires: int | None) -> None:
         """Insert or replace one row."""
+
+    def put_free(self, group: str, key: str, value: str, expires: int | None) -> bool:
+        """:meth:`put` without the caller holding the lock; False, with nothing written, while
+        the gate is shut to writes (the caller then takes the lock and calls :meth:`put`)."""
 
     def put_many(self, rows: Iterable[tuple[str, str, str, int | None]]) -> None:
         """Insert or replace every ``(group, key, value, expires)``, inside the caller's

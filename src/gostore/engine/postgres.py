@@ -17,6 +17,7 @@ from typing import Any, cast
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from .._accel import Gate
 from .._types import KeyValue, StoreStats
 from . import DatabaseError, EngineOptions, Row, Totals
 from .postgres_conn import READ_ONLY, Connections, changed, every, nothing, one, reason, redact
@@ -136,6 +137,8 @@ class PostgresEngine:
             readonly=self.readonly,
         )
         self.lock = cast(threading.RLock, self._db.lock)
+        #: a thread's transaction has a connection of its own, so only the facade shuts it
+        self.gate = Gate()
 
     # -- hooks of an engine that builds on this one ---------------------------------------------
     def session_options(self) -> str:
@@ -156,11 +159,14 @@ class PostgresEngine:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
+        self.gate.shut()  # for good: a write now takes the lock, and fails there
         self._db.close()
 
     def abandon(self) -> None:
         self._db.abandon()
         self.lock = cast(threading.RLock, self._db.lock)
+        self.gate = Gate()
+        self.gate.shut_all = 1
 
     # -- single-key reads -----------------------------------------------------------------------
     def get(self, group: str, key: str) -> tuple[Any, Any] | None:
@@ -222,6 +228,16 @@ class PostgresEngine:
     # -- writes ---------------------------------------------------------------------------------
     def put(self, group: str, key: str, value: str, expires: int | None) -> None:
         self._db.run(SET, (group.encode(), key.encode(), value.encode(), expires), nothing)
+
+    def put_free(self, group: str, key: str, value: str, expires: int | None) -> bool:
+        gate = self.gate
+        if not gate.enter(True):
+            return False
+        try:
+            self.put(group, key, value, expires)
+        finally:
+            gate.leave()
+        return True
 
     def put_many(self, rows: Iterable[tuple[str, str, str, int | None]]) -> None:
         # NOTE: one statement cannot change a row twice (ON CONFLICT refuses), so a key given

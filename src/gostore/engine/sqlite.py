@@ -1,9 +1,19 @@
 """The SQLite engine: one writer connection, go-store's file format, batch group reads.
 
-The writer connection is shared by every thread of a Store and serialised by :attr:`lock`, an
-``RLock``: writes and transaction control run with the caller holding it, and a transaction
-holds it from ``begin()`` to its ``commit()``/``rollback()``, so other threads' writes wait for
-it and the owning thread's own calls join it.
+The writer connection is shared by every thread of a Store. Whoever holds :attr:`lock` (a
+reentrant :class:`~gostore._accel.GateLock`) has it to itself: writes and transaction control
+run with the caller holding it, and a transaction holds it from ``begin()`` to its
+``commit()``/``rollback()``, so other threads' writes wait for it and the owning thread's own
+calls join it.
+
+Single statements outside a transaction (``get`` in memory, ``put_free``) do not take the
+lock: a lock around each statement makes threads queue behind it and hand the GIL back and
+forth, three times slower with 4 threads than the statements alone. They pass :attr:`gate`
+instead, each on a cursor of its own, while nobody holds the lock; taking the lock shuts the
+gate and waits for the statements in flight. (APSW lets a statement wait a while for
+another thread's statement on the same connection, and refuses a connection-level call such
+as ``changes()`` at once: so the lock's holder must have the connection alone, and a gated
+statement that waited too long runs again.)
 
 Reads of a file store run on a bounded pool of read-only connections (``sqlite_readers``), so
 they run beside the writer and beside each other and never wait for another thread's
@@ -14,8 +24,6 @@ reads take the lock, and so wait for another thread's transaction.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 from collections.abc import Iterable, Iterator
 from functools import partial
@@ -23,20 +31,20 @@ from typing import Any
 
 import apsw
 
-from .._accel import BoundStatement, PooledRead
-from .._types import StoreStats
+from .._accel import BoundStatement, Gate, GatedStatement, GateLock, PooledRead
 from . import DatabaseError, EngineOptions, Row, Totals
 from . import sqlite_schema as sql
 from .sqlite_groups import NOT_UTF8 as _NOT_UTF8
 from .sqlite_groups import GroupReads, _text
+from .sqlite_maintenance import READ_ONLY as _READ_ONLY
+from .sqlite_maintenance import Maintenance
 from .sqlite_readers import PooledReads, ReaderPool, open_reader
+from .sqlite_schema import failure_reason as _reason
 
 __all__ = ("SQLiteEngine",)
 
-_READ_ONLY = "the store is read-only (opened with readonly=True)"
 
-
-class SQLiteEngine(PooledReads, GroupReads):
+class SQLiteEngine(PooledReads, GroupReads, Maintenance):
     """:class:`~gostore.engine.Engine` on one APSW connection."""
 
     feed = False  # engine.sqlite_feed records changes
@@ -44,7 +52,9 @@ class SQLiteEngine(PooledReads, GroupReads):
     def __init__(self, path: str, options: EngineOptions) -> None:
         self.target = path
         self.shared = path != sql.MEMORY
-        self.lock = threading.RLock()
+        #: open while statements may run without the lock (see the module docstring)
+        self.gate = Gate()
+        self.lock: Any = GateLock(self.gate)
         self.depth = 0
         self._busy_timeout = options.busy_timeout
         self.readonly = options.readonly
@@ -62,6 +72,8 @@ class SQLiteEngine(PooledReads, GroupReads):
         self._busy_handler = sql.BusyWaiter(options.busy_timeout)
         self._conn.set_busy_handler(self._busy_handler)
         self._cur = self._conn.cursor()
+        self._files = (self._conn.filename, self._conn.filename_wal)
+        self._free: list[apsw.Cursor] = []  # the idle cursors of the gated statements
         self._memory = path == sql.MEMORY
         self._execute: Any = self._cur.execute
         self._owner = 0  # the thread with an open transaction (0: none)
@@ -69,7 +81,7 @@ class SQLiteEngine(PooledReads, GroupReads):
         if not self._memory:
             self._readers = ReaderPool(
                 partial(
-                    open_reader, self._conn.filename, options.busy_timeout,
+                    open_reader, self._files[0], options.busy_timeout,
                     options.cache_size_mb, options.mmap_size_mb,
                 )
             )
@@ -91,7 +103,12 @@ class SQLiteEngine(PooledReads, GroupReads):
         #: read snapshot open, which stops WAL checkpoints until the next call.
         rows = 1 if self._memory else 2
         self._get = BoundStatement(self._execute, sql.GET, rows, mapped, self._map, self.lock)
-        self.get: Any = self._get
+        new_cursor = self._conn.cursor
+        busy = apsw.ThreadingViolationError
+        self.get: Any = GatedStatement(
+            self.gate, False, self._free, new_cursor, sql.GET, rows, mapped, self._map, self._get,
+            busy,
+        )
         readers = self._readers
         if readers is not None:
             #: NOTE: a thread in its own transaction (``owner``) reads on the writer instead.
@@ -102,6 +119,12 @@ class SQLiteEngine(PooledReads, GroupReads):
             self.get.owner = self._owner
         #: ``put(group, key, value, expires)``: insert or replace one row (caller holds lock).
         self.put = BoundStatement(self._execute, sql.SET, 0, mapped, self._map)
+        #: ``put_free(group, key, value, expires)``: ``put`` without the lock; False (and
+        #: nothing written) while the gate is shut to writes.
+        self.put_free = GatedStatement(
+            self.gate, True, self._free, new_cursor, sql.SET, 0, mapped, self._map, _not_now,
+            busy,
+        )
         #: ``row_size(group, key)``: ``(bytes, expires)`` of the row, or ``None`` (the quota
         #: check, under the caller's lock): one call, as it runs beside every checked write.
         self.row_size = BoundStatement(self._execute, sql.ROW_SIZE, rows, mapped, self._map)
@@ -148,6 +171,8 @@ class SQLiteEngine(PooledReads, GroupReads):
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
         with self.lock:
+            self.gate.shut()  # for good: every statement now runs under the lock, and fails
+            self._free.clear()
             self._poison = None
             self._use(self._refuse)
             if self._readers is not None:
@@ -161,7 +186,12 @@ class SQLiteEngine(PooledReads, GroupReads):
         if self._readers is not None:
             self._readers.abandon(_INHERITED)
             self._readers = None
-        self.lock = threading.RLock()  # the parent's may have been held at fork time
+        # The parent's lock may have been held at fork time, and a parent's thread may have
+        # been past the gate: a new lock, and a new gate shut for good.
+        self.gate = Gate()
+        self.gate.shut_all = 1
+        self.lock = GateLock(self.gate)
+        self._free = []
         self._owner = 0
         self._poison = None
         self._execute = self._refuse
@@ -231,6 +261,9 @@ class SQLiteEngine(PooledReads, GroupReads):
             raise self._fail(exc) from exc
 
     def _changed(self, statement: str, args: tuple[Any, ...]) -> bool:
+        # NOTE: changes() counts the connection's last write: the caller's lock keeps every
+        # other statement off the connection. (RETURNING would not need that, but costs a
+        # single-key delete more than twice as much.)
         try:
             self._execute(statement, args)
         except apsw.Error as exc:
@@ -283,7 +316,9 @@ class SQLiteEngine(PooledReads, GroupReads):
     def begin(self) -> None:
         if self.readonly:  # SQLite lets a read-only connection BEGIN IMMEDIATE
             raise DatabaseError(_READ_ONLY)
-        self.lock.acquire()  # held until this level's commit() or rollback()
+        # Held until this level's commit() or rollback(): it also keeps every gated statement
+        # out of the transaction.
+        self.lock.acquire()
         try:
             if self.depth == 0:
                 self._execute(sql.BEGIN)
@@ -356,104 +391,9 @@ class SQLiteEngine(PooledReads, GroupReads):
     def set_expiry(self, group: str, key: str, expires: int | None) -> bool:
         return self._changed(sql.SET_EXPIRY, (expires, group, key))
 
-    # -- maintenance ----------------------------------------------------------------------------
-    def stats(self, now: int) -> StoreStats:
-        keys, expired, groups, size = self._fetch(sql.STATS, (now,))[0]
-        if self._memory:
-            return StoreStats(keys, expired, groups, size, 0, 0)
-        path, wal = self._files()
-        return StoreStats(keys, expired, groups, size, _file_size(path), _file_size(wal))
 
-    def _files(self) -> tuple[str, str]:
-        """The database and WAL file names. NOTE: APSW refuses any use of a connection, even
-        reading an attribute, while another thread runs a statement on it: hence the lock."""
-        with self.lock:
-            return self._conn.filename, self._conn.filename_wal
-
-    def check(self) -> list[str]:
-        with self.lock:
-            try:
-                rows = self._execute(sql.INTEGRITY_CHECK).fetchall()
-            except (apsw.CorruptError, apsw.NotADBError) as exc:
-                return [self._reason(exc)]  # the check itself stopped at the damage
-            except apsw.Error as exc:
-                raise self._fail(exc) from exc
-        problems = [str(row[0]) for row in rows]
-        return [] if problems == ["ok"] else problems
-
-    def vacuum(self) -> None:
-        if self.readonly:
-            raise DatabaseError(_READ_ONLY)
-        try:
-            self._execute(sql.VACUUM)
-            if not self._memory:
-                # NOTE: in WAL mode VACUUM writes the rebuilt pages to the log; the file itself
-                # shrinks only when a checkpoint copies them back and truncates it.
-                self._execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except apsw.Error as exc:
-            raise self._fail(exc) from exc
-
-    def checkpoint(self, mode: str) -> tuple[int, int]:
-        if self.readonly:
-            raise DatabaseError(_READ_ONLY)
-        if self._memory:
-            return (0, 0)
-        try:
-            _, frames, done = self._execute(f"PRAGMA wal_checkpoint({mode.upper()})").fetchall()[0]
-        except apsw.Error as exc:
-            raise self._fail(exc) from exc
-        return (max(frames, 0), max(done, 0))  # -1: not in WAL mode
-
-    def backup(self, dest: str) -> None:
-        try:
-            os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        except FileExistsError:
-            raise DatabaseError(f"{dest!r} already exists; a backup never overwrites") from None
-        except OSError as exc:
-            raise DatabaseError(f"cannot create {dest!r}: {exc.strerror or exc}") from exc
-        try:
-            target = apsw.Connection(dest)
-            try:
-                if self._memory:
-                    with self.lock:
-                        _copy(self._conn, target)
-                else:
-                    # NOTE: a connection of its own, so the store's threads keep working while
-                    # the copy runs; it reads one snapshot of the committed data, and in WAL
-                    # mode other processes keep writing meanwhile.
-                    path = self._files()[0]
-                    source = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
-                    try:
-                        source.set_busy_handler(sql.BusyWaiter(self._busy_timeout))
-                        source.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-                        _copy(source, target)
-                    finally:
-                        source.close()
-            finally:
-                target.close()
-        except BaseException as exc:
-            for leftover in (dest, dest + "-wal", dest + "-shm", dest + "-journal"):
-                with contextlib.suppress(OSError):
-                    os.remove(leftover)
-            if isinstance(exc, apsw.Error):
-                raise DatabaseError(f"backup to {dest!r} failed: {_reason(exc)}") from exc
-            raise
-
-
-def _copy(source: apsw.Connection, target: apsw.Connection) -> None:
-    # Every page in one step: the copy is one read snapshot of the source. Copying in pieces
-    # would restart from the beginning each time another connection commits in between.
-    with target.backup("main", source, "main") as backup:
-        backup.step(-1)
-        if not backup.done:  # pragma: no cover - step(-1) copies everything or raises
-            raise apsw.BusyError("the backup did not finish")
-
-
-def _file_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:  # no WAL file at the moment, or the file was removed
-        return 0
+def _not_now(*args: object) -> bool:
+    return False  # put_free while the gate is shut: the caller writes under the lock
 
 
 def versions() -> str:
@@ -462,25 +402,3 @@ def versions() -> str:
 
 
 _INHERITED: list[apsw.Connection] = []  # connections inherited through fork(), never closed
-
-
-def _reason(exc: BaseException, busy_timeout: float | None = None) -> str:
-    """A plain-words reason for an APSW failure (the APSW exception stays chained)."""
-    if isinstance(exc, apsw.BusyError):
-        waited = f" after waiting {busy_timeout:g} s" if busy_timeout is not None else ""
-        return f"the database is locked by another connection{waited} (SQLITE_BUSY)"
-    if isinstance(exc, apsw.FullError):
-        return "the disk or database is full (SQLITE_FULL)"
-    if isinstance(exc, apsw.ReadOnlyError):
-        return "the database is read-only (SQLITE_READONLY)"
-    if isinstance(exc, apsw.CantOpenError):
-        return f"cannot open the database file ({exc})"
-    if isinstance(exc, apsw.NotADBError):
-        return "the file is not a SQLite database (SQLITE_NOTADB)"
-    if isinstance(exc, apsw.CorruptError):
-        return "the database file is corrupt (SQLITE_CORRUPT)"
-    if isinstance(exc, apsw.TooBigError):
-        return "a string or blob is larger than SQLite's length limit (SQLITE_TOOBIG)"
-    if isinstance(exc, apsw.ConnectionClosedError):
-        return "the database is closed"
-    return f"SQLite error {type(exc).__name__}: {exc}"

@@ -33,7 +33,8 @@ import apsw
 
 from . import DatabaseError, EngineOptions, FeedRow
 from . import sqlite_schema as sql
-from .sqlite import SQLiteEngine, _reason
+from .sqlite import SQLiteEngine
+from .sqlite_schema import failure_reason as _reason
 
 __all__ = ("SQLiteFeedEngine", "SQLiteFeedListener")
 

@@ -392,3 +392,24 @@ def _open_immutable(path: str, busy_timeout: float) -> apsw.Connection:
     conn.set_busy_timeout(int(busy_timeout * 1000))
     return conn
 
+
+def failure_reason(exc: BaseException, busy_timeout: float | None = None) -> str:
+    """A plain-words reason for an APSW failure (the APSW exception stays chained)."""
+    if isinstance(exc, apsw.BusyError):
+        waited = f" after waiting {busy_timeout:g} s" if busy_timeout is not None else ""
+        return f"the database is locked by another connection{waited} (SQLITE_BUSY)"
+    if isinstance(exc, apsw.FullError):
+        return "the disk or database is full (SQLITE_FULL)"
+    if isinstance(exc, apsw.ReadOnlyError):
+        return "the database is read-only (SQLITE_READONLY)"
+    if isinstance(exc, apsw.CantOpenError):
+        return f"cannot open the database file ({exc})"
+    if isinstance(exc, apsw.NotADBError):
+        return "the file is not a SQLite database (SQLITE_NOTADB)"
+    if isinstance(exc, apsw.CorruptError):
+        return "the database file is corrupt (SQLITE_CORRUPT)"
+    if isinstance(exc, apsw.TooBigError):
+        return "a string or blob is larger than SQLite's length limit (SQLITE_TOOBIG)"
+    if isinstance(exc, apsw.ConnectionClosedError):
+        return "the database is closed"
+    return f"SQLite error {type(exc).__name__}: {exc}"
