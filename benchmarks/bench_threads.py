@@ -3,7 +3,7 @@
 1. set+get pairs from 4 threads on one in-memory store, against raw APSW on one shared
    connection with a cursor per thread (the SetGet_Parallel workload of ``gostore bench``).
 2. A file store, 4 threads doing 90% get / 10% set, against raw APSW with one connection per
-   thread (WAL, the same pragmas and busy handler).
+   thread (WAL, synchronous=NORMAL on both sides, the same pragmas and busy handler).
 3. Single thread: ``store.get`` against a raw cursor execute of the same statement, in memory
    and on a file (min of many runs).
 
@@ -99,7 +99,8 @@ def _fill(path: str) -> None:
 
 
 def mixed_gostore(path: str, ops: int) -> float:
-    with gostore.Store(path, purge_interval=0) as store:
+    # synchronous="normal", as the raw connections: the same durability on both sides.
+    with gostore.Store(path, purge_interval=0, synchronous="normal") as store:
         put, get = store.set, store.get
 
         def work(lo: int, hi: int) -> None:
