@@ -616,6 +616,72 @@ def test_a_ticker_sees_no_gap_over_100ms_beside_a_200k_key_set_many_on_a_file(
     assert worst < 0.1, f"the event loop stalled for {worst * 1000:.0f} ms"
 
 
+def test_get_in_memory_runs_on_the_loops_thread_while_the_worker_is_busy() -> None:
+    async def main() -> None:
+        async with AsyncStore(purge_interval=0) as store:
+            await store.set("g", "k", "v")
+            busy, release = threading.Event(), threading.Event()
+
+            def occupy(event: Event) -> None:  # runs on the worker, inside the set below
+                busy.set()
+                release.wait(TIMEOUT)
+
+            store.store.on_change(occupy)  # a sync callback: the worker's thread runs it
+            writer = asyncio.ensure_future(store.set("other", "k", "v"))
+            while not busy.is_set():
+                await asyncio.sleep(0.001)
+            for _ in range(3):  # the worker is stuck in the callback: these cannot use it
+                assert await asyncio.wait_for(store.get("g", "k"), 1.0) == "v"
+            with pytest.raises(NotFoundError, match=r"store\.get group='g' key='absent'"):
+                await asyncio.wait_for(store.get("g", "absent"), 1.0)
+            release.set()
+            await writer
+
+    run(main())
+
+
+def test_get_waits_on_the_worker_while_another_thread_holds_a_transaction() -> None:
+    async def main() -> None:
+        async with AsyncStore(purge_interval=0) as store:
+            await store.set("g", "k", "before")
+            sync = store.store
+            opened, finish = threading.Event(), threading.Event()
+
+            def hold() -> None:
+                with sync.transaction() as tx:
+                    tx.set("g", "k", "after")
+                    opened.set()
+                    finish.wait(TIMEOUT)
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            await asyncio.get_running_loop().run_in_executor(None, opened.wait, TIMEOUT)
+            reader = asyncio.ensure_future(store.get("g", "k"))
+            ticks = 0
+            for _ in range(5):  # the loop keeps running while the read waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert ticks == 5 and not reader.done()
+            finish.set()
+            assert await reader == "after"  # never the open transaction's state
+            await asyncio.get_running_loop().run_in_executor(None, holder.join, TIMEOUT)
+
+    run(main())
+
+
+def test_get_of_an_expired_key_deletes_it_through_the_worker() -> None:
+    async def main() -> None:
+        async with AsyncStore(purge_interval=0) as store:
+            await store.set_with_ttl("g", "k", "v", 0.05)
+            assert await store.get("g", "k") == "v"
+            await asyncio.sleep(0.1)
+            with pytest.raises(NotFoundError):
+                await store.get("g", "k")
+            assert await store.stats() == gostore.StoreStats(0, 0, 0, 0, 0, 0)
+
+    run(main())
+
+
 def test_many_concurrent_calls_are_completed_in_batches() -> None:
     async def main() -> tuple[int, int]:
         async with AsyncStore(purge_interval=0) as store:

@@ -113,7 +113,10 @@ def _pyx_names(source: str) -> set[str]:
     classes = re.findall(r"^cdef class (\w+).*?:\n((?:[ \t]+.*\n|\n)*)", source, re.MULTILINE)
     for cls, body in classes:
         names.add(cls)
-        names.update(f"{cls}.{m}" for m in re.findall(r"^    def (\w+)\(", body, re.MULTILINE))
+        methods = set(re.findall(r"^    def (\w+)\(", body, re.MULTILINE))
+        # Cython's constructor is the class's __init__ to Python; its destructor is not API.
+        methods = {"__init__" if m == "__cinit__" else m for m in methods} - {"__dealloc__"}
+        names.update(f"{cls}.{m}" for m in methods)
     # Public names and the special methods of public classes (private classes are not stubbed).
     def public(part: str) -> bool:
         return not part.startswith("_") or part.endswith("__")

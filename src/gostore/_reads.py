@@ -51,6 +51,28 @@ class CoreReads:
             return row[0]
         return self.finish_get(op, group, key, row)
 
+    def get_now(self, op: str, group: str, key: str) -> str | None:
+        """:meth:`get` when it can finish at once without waiting (see ``Engine.get_now``):
+        the value, or ``None`` when it cannot (then call :meth:`get`, where waiting is fine).
+
+        :raises NotFoundError: the key is absent.
+        """
+        if type(group) is not str or type(key) is not str:
+            return None  # get() names the bad argument
+        try:
+            row = self.engine.get_now(group, key)
+        except (DatabaseError, UnicodeEncodeError):
+            return None  # get() reports it
+        if row is False:
+            return None
+        if row is None:
+            raise NotFoundError.at(op, "not found", group, key)
+        value, expires = row
+        live = expires is None or (type(expires) is int and expires > now_ms())
+        if live and type(value) is str:
+            return value
+        return None  # expired (its lazy delete takes the lock), or a row of another program
+
     def finish_get(self, op: str, group: str, key: str, row: tuple[Any, Any] | None) -> str:
         """The rest of a get: expiry, the lazy delete, and rows written by other programs."""
         value, _ = live_row(op, group, key, row, now_ms())

@@ -134,6 +134,11 @@ class Engine(Protocol):
         """``(value, expires)`` of the row, expired or not, or ``None``. ``value`` and
         ``expires`` are as stored: rows written by other programs may hold other types."""
 
+    def get_now(self, group: str, key: str) -> tuple[Any, Any] | Literal[False] | None:
+        """:meth:`get` if it can run at once without waiting for anything (a lock, another
+        thread's transaction, the disk or the network); else ``False``, and nothing is done.
+        An event loop's thread reads with it (``gostore.aio``)."""
+
     def exists(self, group: str, key: str, now: int) -> bool:
         """True when a live row exists."""
 

@@ -12,7 +12,7 @@ import math
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -178,6 +178,9 @@ class PostgresEngine:
             return value.decode(), expires
         except UnicodeDecodeError:
             return value, expires  # the caller names the stored value that is not UTF-8
+
+    def get_now(self, group: str, key: str) -> Literal[False]:
+        return False  # every read waits for the server
 
     def exists(self, group: str, key: str, now: int) -> bool:
         return bool(self._db.run(EXISTS, (group.encode(), key.encode(), now), one, retry=True))

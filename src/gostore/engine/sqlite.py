@@ -109,6 +109,14 @@ class SQLiteEngine(PooledReads, GroupReads, Maintenance):
             self.gate, False, self._free, new_cursor, sql.GET, rows, mapped, self._map, self._get,
             busy,
         )
+        #: ``get_now(group, key)``: in memory, ``get`` while the gate is open, else False; a
+        #: file's pages may have to come from the disk, so there always False
+        self.get_now: Any = _not_now
+        if self._memory:
+            self.get_now = GatedStatement(
+                self.gate, False, self._free, new_cursor, sql.GET, rows, mapped, self._map,
+                _not_now, busy,
+            )
         readers = self._readers
         if readers is not None:
             #: NOTE: a thread in its own transaction (``owner``) reads on the writer instead.
@@ -393,7 +401,7 @@ class SQLiteEngine(PooledReads, GroupReads, Maintenance):
 
 
 def _not_now(*args: object) -> bool:
-    return False  # put_free while the gate is shut: the caller writes under the lock
+    return False  # put_free or get_now while the gate is shut: the caller takes the lock
 
 
 def versions() -> str:
