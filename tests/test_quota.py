@@ -473,3 +473,83 @@ def test_refused_write_keeps_the_namespace_ledger(store: Store) -> None:
     assert store._ledgers["ns"] is ledger
     tenant.set("g", "a", "2")  # an upsert still passes, on the same ledger
     assert store._ledgers["ns"] is ledger
+
+
+# -- the ledger's remembered rows (a replaced key's size without a statement) -------------------
+def bytes_quota(store: Store, limit: int) -> ScopedStore:
+    return store.scoped("ns", QuotaConfig(max_bytes=limit))
+
+
+def assert_room_is_exactly(scoped: ScopedStore, room: int) -> None:
+    """``room`` more bytes fit in the namespace, and not one more (a new key "z" holds one
+    byte more than its value)."""
+    with pytest.raises(QuotaExceededError):
+        scoped.set("probe", "z", "v" * room)
+    scoped.set("probe", "z", "v" * (room - 1))
+    scoped.delete("probe", "z")
+
+
+def test_many_replacements_of_one_key_keep_the_byte_total_exact(store: Store) -> None:
+    scoped = bytes_quota(store, 100)
+    for size in [10, 3, 40, 40, 1, 25, 7]:
+        scoped.set("g", "k", "v" * size)  # "k" + value
+    assert_room_is_exactly(scoped, 100 - 8)
+
+
+def test_a_replacement_refused_for_growth_leaves_the_old_row_counted(store: Store) -> None:
+    scoped = bytes_quota(store, 50)
+    scoped.set("g", "k", "v" * 20)
+    with pytest.raises(QuotaExceededError):
+        scoped.set("g", "k", "v" * 60)
+    assert store.get("ns:g", "k") == "v" * 20
+    assert_room_is_exactly(scoped, 50 - 21)
+
+
+def test_a_key_changed_outside_the_quota_is_measured_again(store: Store) -> None:
+    scoped = bytes_quota(store, 100)
+    scoped.set("g", "k", "v" * 10)
+    store.set("ns:g", "k", "v" * 60)  # unscoped: the ledger is dropped
+    scoped.set("g", "k", "v" * 30)
+    assert_room_is_exactly(scoped, 100 - 31)
+
+
+def test_a_key_changed_by_another_connection_is_measured_again(db_path: Path) -> None:
+    with Store(db_path, purge_interval=0) as mine, Store(db_path, purge_interval=0) as other:
+        scoped = bytes_quota(mine, 100)
+        scoped.set("g", "k", "v" * 10)
+        other.set("ns:g", "k", "v" * 60)
+        with pytest.raises(QuotaExceededError):
+            scoped.set("g", "other", "v" * 40)  # 61 + 46 > 100: the other write counts
+        scoped.set("g", "k", "v" * 30)
+        assert_room_is_exactly(scoped, 100 - 31)
+
+
+def test_a_rolled_back_replacement_is_not_remembered(store: Store) -> None:
+    scoped = bytes_quota(store, 100)
+    scoped.set("g", "k", "v" * 10)
+    with pytest.raises(RuntimeError), scoped.transaction() as tx:
+        tx.set("g", "k", "v" * 50)
+        raise RuntimeError("roll back")
+    assert store.get("ns:g", "k") == "v" * 10
+    assert_room_is_exactly(scoped, 100 - 11)
+
+
+def test_touch_and_delete_keep_the_byte_total_exact(store: Store) -> None:
+    scoped = bytes_quota(store, 100)
+    scoped.set("g", "k", "v" * 10)
+    scoped.set("g", "gone", "v" * 20)
+    assert scoped.touch("g", "k", 3600)
+    assert not scoped.touch("g", "absent", 3600)
+    scoped.delete("g", "gone")
+    scoped.delete("g", "absent")
+    scoped.set("g", "k", "v" * 12)
+    assert_room_is_exactly(scoped, 100 - 13)
+
+
+def test_writes_to_more_keys_than_the_ledger_remembers_keep_the_total_exact(store: Store) -> None:
+    scoped = bytes_quota(store, 10**6)
+    for i in range(5000):
+        scoped.set("g", f"k{i:04d}", "v")
+    for i in range(5000):
+        scoped.set("g", f"k{i:04d}", "vv")
+    assert_room_is_exactly(scoped, 10**6 - 5000 * 7)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Core", "core_of")
 
+_new_tuple = tuple.__new__
 NO_EVENTS: list[Event] = []  # shared empty result; never mutated
 _SET = EventType.SET
 _DELETE = EventType.DELETE
@@ -215,7 +216,13 @@ class Core(CoreReads):
             lock.acquire()
             try:
                 if guard is not None:
-                    changed = self._guarded(op, Change(group, key, value, expires), guard)
+                    # NOTE: tuple.__new__ builds the NamedTuple without its Python-level
+                    # __new__ (half the cost, on every checked write).
+                    change = _new_tuple(Change, (group, key, value, expires))
+                    if self.engine.depth or not self.engine.shared:  # see _guarded
+                        changed = self.apply(op, change, guard)
+                    else:
+                        changed = self._guarded(op, change, guard)
                 else:
                     if self.ledgers:
                         forget(self.ledgers, group)

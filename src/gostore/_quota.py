@@ -53,7 +53,7 @@ class QuotaConfig:
 class _Ledger:
     """A namespace's live totals, valid while the engine's ``version()`` equals ``version``."""
 
-    __slots__ = ("bytes", "expiring", "groups", "heap", "keys", "version")
+    __slots__ = ("bytes", "expiring", "groups", "heap", "keys", "rows", "version")
 
     def __init__(self, engine: Engine, bounds: tuple[str, str | bytes], now: int, version: Any):
         self.version = version
@@ -71,6 +71,10 @@ class _Ledger:
             self.expiring[(group, key)] = (expires, size)
             self.heap.append((expires, group, key))
         heapq.heapify(self.heap)
+        #: ``(bytes, expires)`` of rows this ledger's writes left, or ``None`` for a row they
+        #: removed: what ``row_size()`` would read, without the statement. Exact while the
+        #: ledger is (every other write to the namespace drops the ledger); bounded.
+        self.rows: dict[tuple[str, str], tuple[int, int | None] | None] = {}
 
     def advance(self, now: int) -> None:
         """Take out every row that has expired by ``now``."""
@@ -135,6 +139,10 @@ def _ledger(
     return ledger
 
 
+_UNKNOWN: Any = object()  # a row the ledger has no record of
+#: rows a ledger remembers at most (a replaced key's size needs no statement while it is known)
+_KNOWN_ROWS = 4096
+
 # What check() measured, for record(): (ledger, old_live, old_size, new_live, new_size). A
 # plain tuple: it is built on every checked write.
 _Token = tuple[_Ledger, bool, int, bool, int]
@@ -153,12 +161,22 @@ class QuotaGuard:
 
     def check(self, engine: Engine, ledgers: Ledgers, op: str, change: Change) -> _Token:
         now = now_ms()
-        engine.lock_namespace(self.namespace)
-        ledger = _ledger(ledgers, engine, self.namespace, self._bounds, now)
+        namespace = self.namespace
+        if engine.shared:  # alone, nobody else can change the namespace
+            engine.lock_namespace(namespace)
+        # NOTE: _ledger() inlined for the common case (a valid ledger, nothing due to expire):
+        # it runs beside every checked write.
+        ledger = ledgers.get(namespace)
+        if ledger is None or ledger.version != engine.version(namespace) or (
+            ledger.heap and ledger.heap[0][0] <= now
+        ):
+            ledger = _ledger(ledgers, engine, namespace, self._bounds, now)
         group, key, value, expires = change
         old_size = 0
         old_live = False
-        row = engine.row_size(group, key)
+        row = ledger.rows.get((group, key), _UNKNOWN)
+        if row is _UNKNOWN:
+            row = engine.row_size(group, key)
         if row is not None:
             size, old_expires = row
             if old_expires is None or old_expires > now:
@@ -197,6 +215,15 @@ class QuotaGuard:
 
     def record(self, token: _Token, change: Change, changed: bool) -> None:
         ledger, old_live, old_size, new_live, new_size = token
+        rows = ledger.rows
+        if len(rows) >= _KNOWN_ROWS:
+            rows.clear()
+        if not changed:
+            rows.pop((change.group, change.key), None)
+        elif change.value is None:
+            rows[(change.group, change.key)] = None
+        else:
+            rows[(change.group, change.key)] = (new_size, change.expires)
         if old_live and new_live and change.expires is None and not ledger.expiring:
             # A live key replaced by a value without TTL, in a namespace where nothing
             # expires (the common case): only the byte total moves.

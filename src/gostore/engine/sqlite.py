@@ -309,7 +309,8 @@ class SQLiteEngine(PooledReads, GroupReads, Maintenance):
         return [tuple(row) for row in self._fetch(sql.NAMESPACE_EXPIRING, (lo, hi, now))]
 
     def version(self, namespace: str) -> object:
-        return self.data_version()  # SQLite tells whether anything changed, not where
+        # SQLite tells whether anything changed, not where; in memory nothing else can write.
+        return None if self._memory else self._fetch(sql.DATA_VERSION, ())[0][0]
 
     def data_version(self) -> object:
         """Changes when another connection commits (``PRAGMA data_version``)."""
