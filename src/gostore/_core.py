@@ -253,18 +253,19 @@ class Core(CoreReads):
         caller's atomic step); True when a row was written or removed. ``expiry_only``: change
         the live row's expiry and nothing else."""
         engine = self.engine
+        group, key, value, expires = change
         token = None
         if guard is not None:
             token = guard.check(engine, self.ledgers, op, change)  # raises to refuse
         elif self.ledgers:
-            forget(self.ledgers, change.group)
+            forget(self.ledgers, group)
         try:
             if expiry_only:
-                changed = engine.set_expiry(change.group, change.key, change.expires)
-            elif change.value is None:
-                changed = engine.delete(change.group, change.key)
+                changed = engine.set_expiry(group, key, expires)
+            elif value is None:
+                changed = engine.delete(group, key)
             else:
-                engine.put(change.group, change.key, change.value, change.expires)
+                engine.put(group, key, value, expires)
                 changed = True
             if token is not None:
                 guard.record(token, change, changed)  # type: ignore[union-attr]

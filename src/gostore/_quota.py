@@ -215,21 +215,20 @@ class QuotaGuard:
 
     def record(self, token: _Token, change: Change, changed: bool) -> None:
         ledger, old_live, old_size, new_live, new_size = token
+        group, key, value, expires = change
         rows = ledger.rows
         if len(rows) >= _KNOWN_ROWS:
             rows.clear()
         if not changed:
-            rows.pop((change.group, change.key), None)
-        elif change.value is None:
-            rows[(change.group, change.key)] = None
+            rows.pop((group, key), None)
         else:
-            rows[(change.group, change.key)] = (new_size, change.expires)
-        if old_live and new_live and change.expires is None and not ledger.expiring:
+            rows[(group, key)] = None if value is None else (new_size, expires)
+        if old_live and new_live and expires is None and not ledger.expiring:
             # A live key replaced by a value without TTL, in a namespace where nothing
             # expires (the common case): only the byte total moves.
             ledger.bytes += new_size - old_size
             return
         if old_live and changed:
-            ledger.remove(change.group, change.key, old_size)
+            ledger.remove(group, key, old_size)
         if new_live:
-            ledger.add(change.group, change.key, new_size, change.expires)
+            ledger.add(group, key, new_size, expires)
