@@ -65,6 +65,14 @@ class CoreReads:
             return None  # get() reports it
         if row is False:
             return None
+        return self.settle_get(op, group, key, row)
+
+    def settle_get(self, op: str, group: str, key: str, row: tuple[Any, Any] | None) -> str | None:
+        """The value of a row read for :meth:`get` outside the engine's ``get``, or ``None``
+        when only :meth:`get` can finish it (an expired row, a row of another program).
+
+        :raises NotFoundError: the key is absent.
+        """
         if row is None:
             raise NotFoundError.at(op, "not found", group, key)
         value, expires = row

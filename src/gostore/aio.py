@@ -38,6 +38,8 @@ from ._aio_worker import (
     Worker,
 )
 from ._core import Core, core_of
+from ._types import now_ms
+from .engine import AsyncReader, DatabaseError
 from .errors import StoreError
 from .events import Event, Watcher
 from .scope import QuotaConfig, ScopedStore
@@ -205,6 +207,7 @@ class AsyncStore(Facade):
         self._args = (target, store_options)
         self._target: Store | None = None
         self._core: Core | None = None  # the target's, for get() on the loop's thread
+        self._reads: AsyncReader | None = None  # PostgreSQL's reads on async connections
         self._worker: Worker | None = None
         self._closing: asyncio.Future[None] | None = None
 
@@ -230,6 +233,7 @@ class AsyncStore(Facade):
         try:
             self._target = await asyncio.shield(future)
             self._core = core_of(self._target)
+            self._reads = self._core.engine.async_reads()
         except BaseException:
             self._worker = None
             # Cancelled while opening: close what the worker opens anyway, then let it end.
@@ -303,6 +307,9 @@ class AsyncStore(Facade):
             self._closing = None
             raise
         await asyncio.shield(worker.finished)
+        reads, self._reads = self._reads, None
+        if reads is not None:
+            await reads.close()
 
     _queued_get = coroutine(Store.get)
 
@@ -310,18 +317,52 @@ class AsyncStore(Facade):
         """As :meth:`gostore.Store.get`.
 
         In memory, a get that can run at once (no transaction open) runs on the loop's thread:
-        about a microsecond, far less than the trip to the worker and back. Anything that
-        could wait (a transaction, a lock, the disk) goes to the worker as every other call.
+        about a microsecond, far less than the trip to the worker and back. On PostgreSQL it
+        runs on one of the store's async connections (psycopg), beside other tasks' reads.
+        Anything else (an open transaction in memory, the disk, an expired key's delete) goes
+        to the worker as every other call.
         """
-        worker, core = self._worker, self._core
-        if core is not None and worker is not None and not worker.exited:
-            if worker.route() is worker.calls:  # not inside this task's transaction
-                value = core.get_now("store.get", group, key)
+        core = self._direct()
+        if core is not None:
+            value = core.get_now("store.get", group, key)
+            if value is not None:
+                return value
+            reads = self._reads
+            if reads is not None and type(group) is str and type(key) is str:
+                try:
+                    row = await reads.get(group, key)
+                except DatabaseError as exc:
+                    raise core.failure("store.get", exc, group, key) from exc.__cause__
+                except UnicodeEncodeError:
+                    return await self._queued_get(group, key)  # it names the bad argument
+                value = core.settle_get("store.get", group, key, row)
                 if value is not None:
                     return value
         return await self._queued_get(group, key)
 
-    exists = coroutine(Store.exists)
+    _queued_exists = coroutine(Store.exists)
+
+    async def exists(self, group: str, key: str) -> bool:
+        """As :meth:`gostore.Store.exists` (on PostgreSQL, on an async connection as
+        :meth:`get`)."""
+        core, reads = self._direct(), self._reads
+        if core is not None and reads is not None and type(group) is str and type(key) is str:
+            try:
+                return await reads.exists(group, key, now_ms())
+            except DatabaseError as exc:
+                raise core.failure("store.exists", exc, group, key) from exc.__cause__
+            except UnicodeEncodeError:
+                pass  # the worker's call names the bad argument
+        return await self._queued_exists(group, key)
+
+    def _direct(self) -> Core | None:
+        """The core, when a call may bypass the worker: the store open, and the calling task
+        not inside its own transaction (whose reads must see its writes)."""
+        worker, core = self._worker, self._core
+        if core is None or worker is None or worker.exited or core.closed:
+            return None
+        return core if worker.route() is worker.calls else None
+
     set = coroutine(Store.set)
     set_with_ttl = coroutine(Store.set_with_ttl)
     delete = coroutine(Store.delete)

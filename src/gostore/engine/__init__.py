@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .._types import KeyValue, StoreStats
 
 __all__ = (
+    "AsyncReader",
     "DatabaseError",
     "Engine",
     "EngineOptions",
@@ -106,6 +107,19 @@ class Totals(NamedTuple):
     bytes: int
 
 
+class AsyncReader(Protocol):
+    """Single-key reads as coroutines, for the thread of one event loop (``gostore.aio``)."""
+
+    async def get(self, group: str, key: str) -> tuple[Any, Any] | None:
+        """As :meth:`Engine.get`."""
+
+    async def exists(self, group: str, key: str, now: int) -> bool:
+        """As :meth:`Engine.exists`."""
+
+    async def close(self) -> None:
+        """Release its connections."""
+
+
 class Engine(Protocol):
     """What the facade needs from a database. Each engine is one module implementing this."""
 
@@ -138,6 +152,10 @@ class Engine(Protocol):
         """:meth:`get` if it can run at once without waiting for anything (a lock, another
         thread's transaction, the disk or the network); else ``False``, and nothing is done.
         An event loop's thread reads with it (``gostore.aio``)."""
+
+    def async_reads(self) -> AsyncReader | None:
+        """Reads an event loop can await on its own thread, beside each other (a new set at
+        each call; its owner closes it), or ``None`` when the engine has none."""
 
     def exists(self, group: str, key: str, now: int) -> bool:
         """True when a live row exists."""

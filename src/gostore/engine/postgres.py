@@ -20,6 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 from .._accel import Gate
 from .._types import KeyValue, StoreStats
 from . import DatabaseError, EngineOptions, Row, Totals
+from .postgres_async import AsyncReads
 from .postgres_conn import READ_ONLY, Connections, changed, every, nothing, one, reason, redact
 from .postgres_sql import (
     CHANGES,
@@ -104,6 +105,7 @@ class PostgresEngine:
         params.setdefault("keepalives_count", 3)
         params.setdefault("tcp_user_timeout", round(statement_timeout * 1000))
         kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, **params}
+        self._async_options = (kwargs, connect + busy, statement_timeout)  # see async_reads()
         # The first connection is made here, not by the pool: its error (authentication,
         # unknown database, unreachable host) is the one to report. It then serves as the
         # first idle connection, so a store used by one thread never needs the pool.
@@ -181,6 +183,12 @@ class PostgresEngine:
 
     def get_now(self, group: str, key: str) -> Literal[False]:
         return False  # every read waits for the server
+
+    def async_reads(self) -> AsyncReads:
+        kwargs, wait, statement_timeout = self._async_options
+        return AsyncReads(
+            kwargs, target=self.target, wait=wait, statement_timeout=statement_timeout
+        )
 
     def exists(self, group: str, key: str, now: int) -> bool:
         return bool(self._db.run(EXISTS, (group.encode(), key.encode(), now), one, retry=True))

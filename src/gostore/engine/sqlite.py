@@ -206,6 +206,9 @@ class SQLiteEngine(PooledReads, GroupReads, Maintenance):
         self._bind_hot_paths()
 
     # -- single-key reads -----------------------------------------------------------------------
+    def async_reads(self) -> None:
+        return None  # a read waits for no server: in memory the loop uses get_now()
+
     def exists(self, group: str, key: str, now: int) -> bool:
         return bool(self._read(sql.EXISTS, (group, key, now)))
 
