@@ -211,6 +211,18 @@ cdef class WatcherIndex:
         return _NONE if found is None else found
 
 
+cdef inline object _first_row(object cursor, int rows):
+    """What a statement's cursor gives for ``rows`` (see :class:`BoundStatement`)."""
+    cdef object row = None
+    if rows:
+        for row in cursor:
+            break
+        if rows == 2 and row is not None:
+            for _ in cursor:
+                pass
+    return row
+
+
 cdef class BoundStatement:
     """One SQL statement as a single C-level call: ``stmt(*args)`` runs ``execute(sql, args)``
     (under ``lock`` when one is given) and returns the first row or ``None``.
@@ -244,13 +256,7 @@ cdef class BoundStatement:
         if self._acquire is not None:
             self._acquire()
         try:
-            cursor = self.execute(self._sql, args)
-            if self._rows:
-                for row in cursor:
-                    break
-                if self._rows == 2 and row is not None:
-                    for _ in cursor:
-                        pass
+            row = _first_row(self.execute(self._sql, args), self._rows)
         except BaseException as exc:
             if isinstance(exc, self._errors):
                 raise self._on_error(exc) from exc
@@ -343,11 +349,15 @@ cdef class Gate:
     """
 
     cdef public int shut_all, shut_writes
+    #: who may want a write's event (the store's event hub), or None: a write passes only
+    #: while ``listener.active`` is false or no watcher or callback wants its key
+    cdef public object listener
     cdef int _inflight
 
     def __init__(self):
         self.shut_all = 0
         self.shut_writes = 0
+        self.listener = None
         self._inflight = 0
 
     @property
@@ -355,14 +365,21 @@ cdef class Gate:
         """Statements running past the gate now."""
         return self._inflight
 
-    def enter(self, bint write):
+    def enter(self, bint write, group=None, key=None):
         """Count a statement in flight and return True, or False when the gate is shut to it
-        (then nothing is counted: run it under the lock instead)."""
+        or, for a write of ``group``/``key``, someone wants its event (then nothing is
+        counted: run it under the lock instead)."""
         self._inflight += 1
-        if self.shut_all or (write and self.shut_writes):
+        if self.shut_all or (write and (self.shut_writes or self._wanted(group, key))):
             self._inflight -= 1
             return False
         return True
+
+    cdef bint _wanted(self, group, key) except -1:
+        listener = self.listener
+        if listener is None or not listener.active:
+            return False
+        return bool(listener.callbacks) or bool(listener.match(group, key, False))
 
     def leave(self):
         """The statement counted by :meth:`enter` has ended."""
@@ -497,7 +514,8 @@ cdef class GatedStatement:
     ``gate`` is open: ``stmt(*args)`` runs ``sql`` on a cursor of its own (taken from
     ``cursors``, or made by ``new_cursor()``) and returns what :class:`BoundStatement` would
     (``True`` for a write). When the gate is shut to it (to everything, or to writes when
-    ``write``) it returns ``blocked(*args)`` instead. ``busy`` is the driver's exception for a
+    ``write``), or a write's ``(group, key, ...)`` is wanted by the gate's listener, it returns
+    ``blocked(*args)`` instead. ``busy`` is the driver's exception for a
     connection busy in another thread, raised before the statement ran: it is run again.
     """
 
@@ -528,7 +546,9 @@ cdef class GatedStatement:
         cdef object cursor, rows
         cdef int tries = 0
         gate._inflight += 1
-        if gate.shut_all or (self._write and gate.shut_writes):
+        if gate.shut_all or (
+            self._write and (gate.shut_writes or gate._wanted(args[0], args[1]))
+        ):
             gate._inflight -= 1
             return self._blocked(*args)
         try:
@@ -545,14 +565,7 @@ cdef class GatedStatement:
                     tries += 1
                     if tries > _BUSY_RETRIES or not isinstance(exc, self._busy):
                         raise
-            if not self._rows:
-                row = True
-            else:
-                for row in rows:
-                    break
-                if self._rows == 2 and row is not None:
-                    for _ in rows:
-                        pass
+            row = _first_row(rows, self._rows) if self._rows else True
         except BaseException as exc:
             if isinstance(exc, self._errors):
                 raise self._on_error(exc) from exc

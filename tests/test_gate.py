@@ -282,3 +282,61 @@ def test_close_while_threads_set_stops_them_with_a_closed_error(where: str, tmp_
     assert not any(t.is_alive() for t in threads)
     assert len(failures) == 4
     assert all(isinstance(exc, StoreClosedError) for exc in failures), failures
+
+
+class Listener:
+    """What the gate asks about a write (the event hub's shape): ``active``, ``callbacks``,
+    ``match(group, key, whole_group)``; here the groups in ``wanted`` are watched."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.active = True
+        self.callbacks: tuple[object, ...] = ()
+        self.wanted = wanted
+
+    def match(self, group: str, key: str, whole: bool) -> tuple[str, ...]:
+        return (group,) if group in self.wanted else ()
+
+
+def test_a_write_someone_wants_the_event_of_is_sent_to_the_lock(
+    speedups: Any, conn: apsw.Connection
+) -> None:
+    gate = speedups.Gate()
+    gate.listener = Listener({"watched"})
+    put = statement(speedups, gate, conn, "INSERT INTO kv VALUES (?, ?)", 0)
+    get = statement(speedups, gate, conn, "SELECT v FROM kv WHERE k = ?", 1)
+    assert put("watched", "1") == "blocked"
+    assert put("other", "1") is True
+    assert get("watched") is None  # reads never ask
+    gate.listener.active = False
+    assert put("watched", "1") is True
+    gate.listener.active = True
+    gate.listener.callbacks = (print,)  # a callback wants every event
+    assert put("third", "1") == "blocked"
+
+
+def test_a_watcher_receives_every_write_that_ends_after_watch_returns() -> None:
+    with Store(":memory:", purge_interval=0) as store:
+        store.watch("elsewhere", "*")  # the hub is active, the written key not watched yet
+        stop = threading.Event()
+        written: list[int] = []
+
+        def writer() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                store.set("g", "k", str(i))
+                written.append(i)
+
+        thread = start(writer)
+        while len(written) < 200:
+            time.sleep(0.001)
+        watcher = store.watch("g", "k", buffer=1_000_000)
+        first = int(store.get("g", "k"))
+        while len(written) < first + 500:
+            time.sleep(0.001)
+        stop.set()
+        thread.join(TIMEOUT)
+        seen = set()
+        while (event := watcher.get_nowait()) is not None:
+            seen.add(int(event.value))
+        assert set(range(first + 1, written[-1] + 1)) <= seen

@@ -141,6 +141,18 @@ class WatcherIndex:
         return () if found is None else found
 
 
+def _first_row(cursor: Any, rows: int) -> Any:
+    """What a statement's cursor gives for ``rows`` (see :class:`BoundStatement`)."""
+    row = None
+    if rows:
+        for row in cursor:  # noqa: B007
+            break
+        if rows == 2 and row is not None:
+            for _ in cursor:
+                pass
+    return row
+
+
 class BoundStatement:
     """One SQL statement as a single call: ``stmt(*args)`` runs ``execute(sql, args)`` (under
     ``lock`` when one is given) and returns the first row or ``None``.
@@ -171,17 +183,10 @@ class BoundStatement:
         self._release = None if lock is None else lock.release
 
     def __call__(self, *args: Any) -> Any:
-        row = None
         if self._acquire is not None:
             self._acquire()
         try:
-            cursor = self.execute(self._sql, args)
-            if self._rows:
-                for row in cursor:  # noqa: B007
-                    break
-                if self._rows == 2 and row is not None:
-                    for _ in cursor:
-                        pass
+            row = _first_row(self.execute(self._sql, args), self._rows)
         except self._errors as exc:
             raise self._on_error(exc) from exc
         finally:
@@ -273,11 +278,14 @@ class Gate:
     atomic; ``+= 1`` on an attribute is not, hence the list, and the mutex for the shuts).
     """
 
-    __slots__ = ("_flight", "_mutex", "shut_all", "shut_writes")
+    __slots__ = ("_flight", "_mutex", "listener", "shut_all", "shut_writes")
 
     def __init__(self) -> None:
         self.shut_all = 0
         self.shut_writes = 0
+        #: who may want a write's event (the store's event hub), or None: a write passes only
+        #: while ``listener.active`` is false or no watcher or callback wants its key
+        self.listener: Any = None
         self._flight: list[None] = []
         self._mutex = Lock()
 
@@ -286,14 +294,21 @@ class Gate:
         """Statements running past the gate now."""
         return len(self._flight)
 
-    def enter(self, write: bool) -> bool:
+    def enter(self, write: bool, group: Any = None, key: Any = None) -> bool:
         """Count a statement in flight and return True, or False when the gate is shut to it
-        (then nothing is counted: run it under the lock instead)."""
+        or, for a write of ``group``/``key``, someone wants its event (then nothing is
+        counted: run it under the lock instead)."""
         self._flight.append(None)
-        if self.shut_all or (write and self.shut_writes):
+        if self.shut_all or (write and (self.shut_writes or self._wanted(group, key))):
             self._flight.pop()
             return False
         return True
+
+    def _wanted(self, group: Any, key: Any) -> bool:
+        listener = self.listener
+        if listener is None or not listener.active:
+            return False
+        return bool(listener.callbacks) or bool(listener.match(group, key, False))
 
     def leave(self) -> None:
         """The statement counted by :meth:`enter` has ended."""
@@ -364,8 +379,9 @@ class GatedStatement:
     """One SQL statement as a single call that runs without the store's lock while ``gate``
     is open: ``stmt(*args)`` runs ``sql`` on a cursor of its own (taken from ``cursors``, or
     made by ``new_cursor()``) and returns what :class:`BoundStatement` would (``True`` for a
-    write). When the gate is shut to it (to everything, or to writes when ``write``) it
-    returns ``blocked(*args)`` instead. ``busy`` is the driver's exception for a connection
+    write). When the gate is shut to it (to everything, or to writes when ``write``), or a
+    write's ``(group, key, ...)`` is wanted by the gate's listener, it returns
+    ``blocked(*args)`` instead. ``busy`` is the driver's exception for a connection
     busy in another thread, raised before the statement ran: it is run again.
     """
 
@@ -400,7 +416,7 @@ class GatedStatement:
 
     def __call__(self, *args: Any) -> Any:
         gate = self._gate
-        if not gate.enter(self._write):
+        if not gate.enter(self._write, *args[:2]):
             return self._blocked(*args)
         try:
             try:
@@ -410,7 +426,6 @@ class GatedStatement:
         except BaseException:
             gate.leave()
             raise
-        row: Any = None
         try:
             tries = 0
             while True:
@@ -421,14 +436,7 @@ class GatedStatement:
                     tries += 1
                     if tries > _BUSY_RETRIES:
                         raise
-            if not self._rows:
-                row = True
-            else:
-                for row in rows:  # noqa: B007
-                    break
-                if self._rows == 2 and row is not None:
-                    for _ in rows:
-                        pass
+            row = _first_row(rows, self._rows) if self._rows else True
         except self._errors as exc:
             raise self._on_error(exc) from exc
         finally:

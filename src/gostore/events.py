@@ -228,9 +228,12 @@ class EventHub:
         self, delivery_lock: threading.RLock | None = None, gate: Gate | None = None
     ) -> None:
         self.active = False
-        # Shut to writes while anyone listens: a write that runs without the lock sends no
-        # event, so none may be in flight once a watcher or callback is registered.
+        # The gate lets a write run without the lock only when no watcher or callback wants
+        # its event (it asks this hub); a registration waits for the writes in flight, so
+        # every write that ends after it returns has seen the new watcher or callback.
         self._gate = gate
+        if gate is not None:
+            gate.listener = self
         self.callbacks: tuple[Callback, ...] = ()
         # Held by whoever delivers (the store's lock); closing a watcher takes it too, so no
         # event can slip into a watcher after it is closed, without a lock in every Watcher.
@@ -243,13 +246,14 @@ class EventHub:
         self._closed = False  # set by close_all(): no watcher registers after it
 
     def _refresh(self) -> None:
-        active = bool(self._watchers or self.callbacks)
-        if active != self.active and self._gate is not None:
-            if active:
-                self._gate.shut(writes_only=True)  # returns once no such write is in flight
-            else:
-                self._gate.reopen(writes_only=True)
-        self.active = active
+        self.active = bool(self._watchers or self.callbacks)
+
+    def _settle(self) -> None:
+        """After a registration: wait for the writes that passed the gate before it."""
+        gate = self._gate
+        if gate is not None:
+            gate.shut(writes_only=True)
+            gate.reopen(writes_only=True)
 
     def watch(
         self, group: str, key: str, buffer: int, namespace: str | None = None
@@ -266,6 +270,7 @@ class EventHub:
             self._watchers.add(watcher)
             self._index.add(watcher)
             self._refresh()
+        self._settle()
         return True
 
     def unwatch(self, watcher: Watcher) -> None:
@@ -283,6 +288,7 @@ class EventHub:
         with self._lock:
             self.callbacks = (*self.callbacks, entry)
             self._refresh()
+        self._settle()
 
         def unregister() -> None:
             with self._lock:

@@ -320,10 +320,11 @@ class Store(AtomicMethods, Maintenance):
         if type(group) is not str or type(key) is not str or type(value) is not str:
             check_text("store.set", group=group, key=key, value=value)
         # NOTE: the quiet cases of Core.write inlined: set() is the hottest write and a call
-        # level costs ~8% of it. First without the lock (nobody listens, no quota, no open
-        # transaction: see Engine.put_free); then under it when no ledger needs the write and
-        # no watcher, callback or open transaction needs its event. That test is made under
-        # the lock, so a quota ledger built by another thread cannot miss this write.
+        # level costs ~8% of it. First without the lock (no watcher or callback wants the
+        # key, no quota, no open transaction: see Engine.put_free); then under it when no
+        # ledger needs the write and no watcher, callback or open transaction needs its event.
+        # That test is made under the lock, so a quota ledger built by another thread cannot
+        # miss this write.
         try:
             if self._put_free(group, key, value, None):
                 return

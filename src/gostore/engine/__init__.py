@@ -16,9 +16,10 @@ Conventions every engine follows:
   transaction control are called with :attr:`Engine.lock` held by the caller, so that a write
   and the publication of its events are one step in commit order.
 * The exception is :meth:`Engine.put_free`: a write nobody needs an event or a quota record
-  of, called without the lock. The facade shuts :attr:`Engine.gate` to writes for as long as
-  writes need the lock (watchers or callbacks registered, quotas in use, the change feed on);
-  the engine may shut it too, and returns False from ``put_free`` while it is shut.
+  of, called without the lock. It passes :attr:`Engine.gate` or returns False: the facade
+  shuts the gate to writes for as long as every write needs the lock (quotas in use, the
+  change feed on) and makes its event hub the gate's ``listener``, which the gate asks whether
+  anyone wants a write's event; the engine may shut the gate too.
 * Every driver failure is raised as :class:`DatabaseError` with the driver's exception chained
   as ``__cause__``; the facade adds the operation and the group/key.
 * A failed statement inside an open transaction poisons the transaction: every later call in

@@ -20,8 +20,9 @@ from psycopg.conninfo import conninfo_to_dict
 from .._accel import Gate
 from .._types import KeyValue, StoreStats
 from . import DatabaseError, EngineOptions, Row, Totals
-from .postgres_async import AsyncReads
-from .postgres_conn import READ_ONLY, Connections, changed, every, nothing, one, reason, redact
+from .postgres_async import AsyncReads, text_row
+from .postgres_conn import READ_ONLY, Connections, changed, every, nothing, one
+from .postgres_errors import reason, redact
 from .postgres_sql import (
     CHANGES,
     CHECK,
@@ -172,14 +173,7 @@ class PostgresEngine:
 
     # -- single-key reads -----------------------------------------------------------------------
     def get(self, group: str, key: str) -> tuple[Any, Any] | None:
-        row = self._db.row(GET, (group.encode(), key.encode()))
-        if row is None:
-            return None
-        value, expires = row
-        try:
-            return value.decode(), expires
-        except UnicodeDecodeError:
-            return value, expires  # the caller names the stored value that is not UTF-8
+        return text_row(self._db.row(GET, (group.encode(), key.encode())))
 
     def get_now(self, group: str, key: str) -> Literal[False]:
         return False  # every read waits for the server
@@ -242,7 +236,7 @@ class PostgresEngine:
 
     def put_free(self, group: str, key: str, value: str, expires: int | None) -> bool:
         gate = self.gate
-        if not gate.enter(True):
+        if not gate.enter(True, group, key):
             return False
         try:
             self.put(group, key, value, expires)

@@ -17,12 +17,24 @@ import psycopg
 import psycopg_pool
 
 from . import DatabaseError
-from .postgres_conn import reason
+from .postgres_errors import pool_error, reason
 from .postgres_sql import EXISTS, GET
 
-__all__ = ("AsyncReads",)
+__all__ = ("AsyncReads", "text_row")
 
 _POOL_SIZE = 16  # connections at most: as the synchronous engine's pool
+
+
+def text_row(row: tuple[Any, Any] | None) -> tuple[Any, Any] | None:
+    """A ``(value, expires)`` row with the value decoded, or left as bytes when it is not
+    UTF-8 (the caller names the stored value)."""
+    if row is None:
+        return None
+    value, expires = row
+    try:
+        return value.decode(), expires
+    except UnicodeDecodeError:
+        return value, expires
 
 
 class AsyncReads:
@@ -56,27 +68,15 @@ class AsyncReads:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(statement, args, binary=True)
                 return await cur.fetchone()
-        except psycopg_pool.PoolClosed as exc:
-            raise DatabaseError("the database is closed") from exc
-        except psycopg_pool.PoolTimeout as exc:
-            raise DatabaseError(
-                f"cannot connect to the server within {self._wait:g} s (is it running and "
-                "reachable?)"
-            ) from exc
+        except (psycopg_pool.PoolClosed, psycopg_pool.PoolTimeout) as exc:
+            raise pool_error(exc, self._wait) from exc
         except psycopg.Error as exc:
             raise DatabaseError(reason(exc, 0, self._statement_timeout)) from exc
 
     async def get(self, group: str, key: str) -> tuple[Any, Any] | None:
         """As the engine's ``get``: ``(value, expires)``, the value as bytes when it is not
         UTF-8 (the caller names it), or ``None``."""
-        row = await self._run(GET, (group.encode(), key.encode()))
-        if row is None:
-            return None
-        value, expires = row
-        try:
-            return value.decode(), expires
-        except UnicodeDecodeError:
-            return value, expires
+        return text_row(await self._run(GET, (group.encode(), key.encode())))
 
     async def exists(self, group: str, key: str, now: int) -> bool:
         return await self._run(EXISTS, (group.encode(), key.encode(), now)) is not None

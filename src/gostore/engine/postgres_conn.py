@@ -17,7 +17,6 @@ for a row another thread's transaction holds would stop that transaction from go
 from __future__ import annotations
 
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +26,7 @@ import psycopg_pool
 from psycopg import pq
 
 from . import DatabaseError
+from .postgres_errors import pool_error, reason
 
 __all__ = (
     "READ_ONLY",
@@ -37,8 +37,6 @@ __all__ = (
     "every",
     "nothing",
     "one",
-    "reason",
-    "redact",
 )
 
 READ_ONLY = "the store is read-only (opened with readonly=True)"
@@ -152,13 +150,8 @@ class Connections:
             raise DatabaseError("the database is closed")
         try:
             conn = self._pool.getconn()
-        except psycopg_pool.PoolClosed as exc:
-            raise DatabaseError("the database is closed") from exc
-        except psycopg_pool.PoolTimeout as exc:
-            raise DatabaseError(
-                f"cannot connect to the server within {self._wait:g} s (is it running and "
-                "reachable?)"
-            ) from exc
+        except (psycopg_pool.PoolClosed, psycopg_pool.PoolTimeout) as exc:
+            raise pool_error(exc, self._wait) from exc
         return _Slot(conn)
 
     def take(self) -> psycopg.Connection[Any]:
@@ -467,49 +460,3 @@ def nothing(cur: psycopg.Cursor[Any]) -> None:
 
 def changed(cur: psycopg.Cursor[Any]) -> bool:
     return cur.rowcount > 0
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages and ``Store.path``."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return url.split("@")[-1]
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
-
-
-def reason(exc: BaseException, busy_timeout: float = 0, statement_timeout: float = 0) -> str:
-    """A plain-words reason for a psycopg failure (the psycopg exception stays chained)."""
-    if isinstance(exc, psycopg.errors.LockNotAvailable):
-        return (
-            "the data is locked by another connection "
-            f"after waiting {busy_timeout:g} s (PostgreSQL lock_timeout)"
-        )
-    if isinstance(exc, psycopg.errors.QueryCanceled):
-        return f"the statement ran longer than {statement_timeout:g} s and was cancelled"
-    if isinstance(exc, psycopg.errors.DeadlockDetected):
-        return "a deadlock with another connection was detected; the transaction was aborted"
-    if isinstance(exc, psycopg.errors.SerializationFailure):
-        return "a concurrent update conflicted with this transaction"
-    if isinstance(exc, psycopg.errors.DiskFull):
-        return "the server's disk is full"
-    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
-        return "the server is read-only"
-    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return f"permission denied ({first_line(exc)})"
-    if isinstance(exc, psycopg.errors.ProgramLimitExceeded):
-        return f"a value is larger than PostgreSQL allows ({first_line(exc)})"
-    if isinstance(exc, psycopg.OperationalError):
-        return f"the connection to the server failed: {first_line(exc)}"
-    sqlstate = getattr(exc, "sqlstate", None)
-    code = f" {sqlstate}" if sqlstate else ""
-    return f"PostgreSQL error{code}: {first_line(exc)}"
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

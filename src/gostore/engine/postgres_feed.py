@@ -41,7 +41,8 @@ import psycopg
 
 from . import DatabaseError, EngineOptions, FeedRow
 from .postgres import PostgresEngine
-from .postgres_conn import every, nothing, one, reason
+from .postgres_conn import every, nothing, one
+from .postgres_errors import reason
 from .postgres_feed_sql import DELETE, DELETE_GROUP, EXPIRE, SET, FeedSQL, lock_key_for
 from .postgres_sql import LOCK, Schema
 
