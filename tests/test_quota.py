@@ -546,10 +546,13 @@ def test_touch_and_delete_keep_the_byte_total_exact(store: Store) -> None:
     assert_room_is_exactly(scoped, 100 - 13)
 
 
-def test_writes_to_more_keys_than_the_ledger_remembers_keep_the_total_exact(store: Store) -> None:
-    scoped = bytes_quota(store, 10**6)
-    for i in range(5000):
-        scoped.set("g", f"k{i:04d}", "v")
-    for i in range(5000):
-        scoped.set("g", f"k{i:04d}", "vv")
-    assert_room_is_exactly(scoped, 10**6 - 5000 * 7)
+def test_writes_to_more_keys_than_the_ledger_remembers_keep_the_total_exact() -> None:
+    # In memory only: the ledger is the same on every engine, and 10,000 checked writes
+    # cost seconds on the others.
+    with Store(":memory:", purge_interval=0) as store:
+        scoped = bytes_quota(store, 10**6)
+        # set_many checks and records entry by entry, as set does, in one transaction
+        scoped.set_many("g", {f"k{i:04d}": "v" for i in range(5000)})
+        scoped.set_many("g", {f"k{i:04d}": "vv" for i in range(5000)})
+        scoped.set("g", "k0001", "vvv")  # a single set after the ledger forgot rows
+        assert_room_is_exactly(scoped, 10**6 - 5000 * 7 - 1)
