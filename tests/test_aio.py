@@ -640,6 +640,37 @@ def test_get_in_memory_runs_on_the_loops_thread_while_the_worker_is_busy() -> No
     run(main())
 
 
+def test_set_and_get_in_memory_run_on_the_loops_thread_beside_a_long_call() -> None:
+    async def main() -> None:
+        async with AsyncStore(purge_interval=0) as store:
+            # The worker renders for a while (no lock held: nothing else waits for it).
+            slow = asyncio.ensure_future(
+                store.render("{% for i in range(900000) %}{% endfor %}done", "g")
+            )
+            await asyncio.sleep(0.01)
+            for i in range(50):
+                await store.set("g", f"k{i}", str(i))
+                assert await store.get("g", f"k{i}") == str(i)
+            assert not slow.done(), "the worker was not busy: the test proves nothing"
+            assert await slow == "done"
+            assert store.store.get("g", "k49") == "49"
+
+    run(main())
+
+
+def test_a_set_someone_listens_to_goes_through_the_worker_and_its_callback_runs_first() -> None:
+    async def main() -> None:
+        async with AsyncStore(purge_interval=0) as store:
+            seen: list[str] = []
+            store.on_change(lambda event: seen.append(event.key))
+            await store.set("g", "k", "v")
+            assert seen == ["k"]
+            with pytest.raises(TypeError):
+                await store.set("g", "k", 1)  # type: ignore[arg-type]
+
+    run(main())
+
+
 def test_get_waits_on_the_worker_while_another_thread_holds_a_transaction() -> None:
     async def main() -> None:
         async with AsyncStore(purge_interval=0) as store:

@@ -189,6 +189,17 @@ class Core(CoreReads):
             self.hub.to_callbacks(callbacks)
 
     # -- writes ---------------------------------------------------------------------------------
+    def set_now(self, group: str, key: str, value: str, expires: int | None) -> bool:
+        """A quiet set when it can finish at once without waiting (see ``Engine.put_now``):
+        True when written; False when not (then call :meth:`write`, which reports any
+        error)."""
+        if type(group) is not str or type(key) is not str or type(value) is not str:
+            return False
+        try:
+            return bool(self.engine.put_now(group, key, value, expires))
+        except (DatabaseError, UnicodeEncodeError):
+            return False
+
     def write(
         self,
         op: str,

@@ -363,7 +363,19 @@ class AsyncStore(Facade):
             return None
         return core if worker.route() is worker.calls else None
 
-    set = coroutine(Store.set)
+    _queued_set = coroutine(Store.set)
+
+    async def set(self, group: str, key: str, value: str) -> None:
+        """As :meth:`gostore.Store.set`.
+
+        In memory, a set nobody listens to that can run at once (no transaction open, no
+        quota, no watcher or callback wanting the key) runs on the loop's thread, as
+        :meth:`get` does; anything else goes to the worker.
+        """
+        core = self._direct()
+        if core is not None and core.set_now(group, key, value, None):
+            return
+        await self._queued_set(group, key, value)
     set_with_ttl = coroutine(Store.set_with_ttl)
     delete = coroutine(Store.delete)
     delete_group = coroutine(Store.delete_group)

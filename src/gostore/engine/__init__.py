@@ -198,6 +198,10 @@ class Engine(Protocol):
         """:meth:`put` without the caller holding the lock; False, with nothing written, while
         the gate is shut to writes (the caller then takes the lock and calls :meth:`put`)."""
 
+    def put_now(self, group: str, key: str, value: str, expires: int | None) -> bool:
+        """:meth:`put_free` if it can run at once without waiting for anything (see
+        :meth:`get_now`); else False, and nothing is written."""
+
     def put_many(self, rows: Iterable[tuple[str, str, str, int | None]]) -> None:
         """Insert or replace every ``(group, key, value, expires)``, inside the caller's
         transaction."""

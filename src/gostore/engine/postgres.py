@@ -244,6 +244,9 @@ class PostgresEngine:
             gate.leave()
         return True
 
+    def put_now(self, group: str, key: str, value: str, expires: int | None) -> bool:
+        return False  # every write waits for the server
+
     def put_many(self, rows: Iterable[tuple[str, str, str, int | None]]) -> None:
         # NOTE: one statement cannot change a row twice (ON CONFLICT refuses), so a key given
         # twice keeps its last row, as a run of single upserts would.

@@ -109,7 +109,7 @@ class SQLiteEngine(PooledReads, GroupReads, Maintenance):
             self.gate, False, self._free, new_cursor, sql.GET, rows, mapped, self._map, self._get,
             busy,
         )
-        #: ``get_now(group, key)``: in memory, ``get`` while the gate is open, else False; a
+        #: ``get_now(group, key)``: in memory, ``get`` while the gate lets it, else False; a
         #: file's pages may have to come from the disk, so there always False
         self.get_now: Any = _not_now
         if self._memory:
@@ -133,6 +133,8 @@ class SQLiteEngine(PooledReads, GroupReads, Maintenance):
             self.gate, True, self._free, new_cursor, sql.SET, 0, mapped, self._map, _not_now,
             busy,
         )
+        #: ``put_now(...)``: in memory, ``put_free``; on a file always False (see get_now)
+        self.put_now: Any = self.put_free if self._memory else _not_now
         #: ``row_size(group, key)``: ``(bytes, expires)`` of the row, or ``None`` (the quota
         #: check, under the caller's lock): one call, as it runs beside every checked write.
         self.row_size = BoundStatement(self._execute, sql.ROW_SIZE, rows, mapped, self._map)
