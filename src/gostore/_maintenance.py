@@ -73,7 +73,8 @@ class Maintenance:
     def vacuum(self) -> None:
         """Rebuild the database file, returning its free pages to the operating system.
 
-        Other threads wait meanwhile; it needs free disk space about the size of the file.
+        Other threads' writes wait meanwhile (in memory, their reads too); it needs free disk
+        space about the size of the file.
         """
         op = "store.vacuum"
         with self._core.lock:

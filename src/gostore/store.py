@@ -391,9 +391,9 @@ class Store(AtomicMethods, Maintenance):
     # -- export and import ----------------------------------------------------------------------
     def export_entries(self) -> Generator[tuple[str, str, str, int | None], None, None]:
         """Every live entry as ``(group, key, value, expires_at)`` in (group, key) order, from
-        one consistent snapshot; ``expires_at`` is Unix ms or ``None``. Other threads wait until
-        the iterator is exhausted or closed, so close it (``contextlib.closing``) when you stop
-        early."""
+        one consistent snapshot; ``expires_at`` is Unix ms or ``None``. Other threads' writes
+        (in memory, their reads too) wait until the iterator is exhausted or closed, so close it
+        (``contextlib.closing``) when you stop early."""
         return self._core.dump("store.export_entries")
 
     def import_entries(self, rows: list[tuple[str, str, str, int | None]]) -> None:
@@ -418,7 +418,8 @@ class Store(AtomicMethods, Maintenance):
     def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
         """A write transaction: commits when the block ends, rolls back on an exception.
 
-        Other threads wait until it ends; events are sent only after the commit.
+        Other threads' writes wait until it ends (in memory, their reads too); events are sent
+        only after the commit.
 
         >>> with Store() as store:
         ...     with store.transaction() as tx:
