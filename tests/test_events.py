@@ -16,6 +16,7 @@ import pytest
 
 import gostore
 from gostore import Event, EventType, Store, StoreClosedError, Watcher
+from gostore._core import core_of
 
 from .conftest import drain
 
@@ -377,7 +378,7 @@ def test_unwatch_through_another_store_unregisters_it_from_its_own_store(store: 
     # no longer registered: the store has nobody to deliver to
     store.set("g", "k", "v")
     assert watcher.get_nowait() is None
-    assert not store._hub.active
+    assert not core_of(store).hub.active
 
 
 def test_unwatch_rejects_a_non_watcher(store: Store) -> None:

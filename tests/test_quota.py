@@ -9,6 +9,7 @@ import pytest
 
 import gostore
 from gostore import QuotaConfig, QuotaExceededError, ScopedStore, Store, StoreError
+from gostore._core import core_of
 
 from .conftest import FakeClock as Clock
 
@@ -467,12 +468,12 @@ def test_refused_write_keeps_the_namespace_ledger(store: Store) -> None:
     tenant = store.scoped("ns", QuotaConfig(max_keys=2))
     tenant.set("g", "a", "1")
     tenant.set("g", "b", "1")
-    ledger = store._ledgers["ns"]
+    ledger = core_of(store).ledgers["ns"]
     with pytest.raises(QuotaExceededError):
         tenant.set("g", "c", "1")
-    assert store._ledgers["ns"] is ledger
+    assert core_of(store).ledgers["ns"] is ledger
     tenant.set("g", "a", "2")  # an upsert still passes, on the same ledger
-    assert store._ledgers["ns"] is ledger
+    assert core_of(store).ledgers["ns"] is ledger
 
 
 # -- the ledger's remembered rows (a replaced key's size without a statement) -------------------

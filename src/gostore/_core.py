@@ -208,9 +208,11 @@ class Core(CoreReads):
         value: str | None,
         expires: int | None,
         guard: QuotaGuard | None = None,
+        *,
+        free_tried: bool = False,
     ) -> bool:
         """The single-key write path: set ``value`` (``None``: delete). True when a row was
-        written or removed.
+        written or removed. ``free_tried``: the caller's ``put_free`` found the gate shut.
 
         NOTE: no closed check: a closed engine refuses the statement and ``failure`` names the
         closed store; this is the hottest write path.
@@ -220,8 +222,11 @@ class Core(CoreReads):
         lock = self.lock
         try:
             # A set nobody needs an event or a quota record of runs without the lock.
-            if value is not None and guard is None and self.engine.put_free(
-                group, key, value, expires
+            if (
+                not free_tried
+                and value is not None
+                and guard is None
+                and self.engine.put_free(group, key, value, expires)
             ):
                 return True
             lock.acquire()

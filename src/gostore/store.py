@@ -145,8 +145,6 @@ class Store(AtomicMethods, Maintenance):
         self._core = core = Core(self, engine)
         if change_feed:
             core.feed = start_feed(core, engine, retention)
-        self._hub = core.hub
-        self._ledgers = core.ledgers
         self._bind_hot_paths()
         _OPEN_STORES.add(self)
         self._stop_purge = threading.Event()
@@ -164,10 +162,7 @@ class Store(AtomicMethods, Maintenance):
         """Look up once what get() and set() use on every call."""
         engine = self._core.engine
         self._engine_get = engine.get
-        self._put = engine.put
         self._put_free = engine.put_free
-        self._acquire = engine.lock.acquire
-        self._release = engine.lock.release
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -319,34 +314,18 @@ class Store(AtomicMethods, Maintenance):
         """Insert or replace ``key`` in ``group``; clears any TTL."""
         if type(group) is not str or type(key) is not str or type(value) is not str:
             check_text("store.set", group=group, key=key, value=value)
-        # NOTE: the quiet cases of Core.write inlined: set() is the hottest write and a call
-        # level costs ~8% of it. First without the lock (no watcher or callback wants the
-        # key, no quota, no open transaction: see Engine.put_free); then under it when no
-        # ledger needs the write and no watcher, callback or open transaction needs its event.
-        # That test is made under the lock, so a quota ledger built by another thread cannot
-        # miss this write.
+        # NOTE: Core.write's first step inlined (set() is the hottest write and a call level
+        # costs ~8% of it): without the lock when no watcher or callback wants the key, no
+        # quota is in use and no transaction is open (see Engine.put_free).
         try:
             if self._put_free(group, key, value, None):
                 return
-            self._acquire()
-            try:
-                hub = self._hub
-                if not self._ledgers and (
-                    not hub.active
-                    or not (
-                        hub.callbacks or self._core.engine.depth or hub.match(group, key, False)
-                    )
-                ):
-                    self._put(group, key, value, None)
-                    return
-            finally:
-                self._release()
         except DatabaseError as exc:
             raise self._core.failure("store.set", exc, group, key) from exc.__cause__
         except UnicodeEncodeError:
             check_text("store.set", group=group, key=key, value=value)
             raise
-        self._core.write("store.set", group, key, value, None)
+        self._core.write("store.set", group, key, value, None, free_tried=True)
 
     def set_with_ttl(self, group: str, key: str, value: str, ttl: TTL) -> None:
         """Insert or replace ``key`` so that it expires after ``ttl``.
