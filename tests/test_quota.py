@@ -202,6 +202,18 @@ def test_overwriting_an_expired_key_counts_as_a_new_key(store: Store, clock: Clo
         scoped.set("g", "a", "v")  # "a" is not live: writing it adds a key
 
 
+def test_overwriting_an_expired_key_gets_no_credit_for_its_old_bytes(
+    store: Store, clock: Clock
+) -> None:
+    scoped = store.scoped("ns", QuotaConfig(max_bytes=10))
+    scoped.set_with_ttl("g", "k", "12345678", 1)  # 9 bytes, then expired
+    clock.advance(2)
+    scoped.set("g", "j", "1")  # 2 live bytes
+    with pytest.raises(QuotaExceededError):
+        scoped.set("g", "k", "123456789")  # 10 more bytes, not 10 - 9
+    assert scoped.get_all("g") == {"j": "1"}
+
+
 def test_replacing_a_ttl_key_with_a_permanent_one_keeps_counting_it(
     store: Store, clock: Clock
 ) -> None:

@@ -5,9 +5,10 @@ thin views over one :class:`Core`; each passes the name of the operation its use
 (``"store.get"``, ``"tx.set"``, ``"scoped.delete"``) so errors name it.
 
 Every write follows the same steps: with the engine's lock held, the quota guard (if any)
-checks the :class:`~gostore._types.Change`, the engine applies it, the guard records it, and
-the events it caused go to watchers (or are staged while a transaction is open); after the
-lock is released, ``on_change`` callbacks run.
+checks the change against its ledger, has the engine apply it and records it
+(:meth:`~gostore._quota.QuotaGuard.apply`), and the events it caused go to watchers (or are
+staged while a transaction is open); after the lock is released, ``on_change`` callbacks
+run.
 """
 
 from __future__ import annotations
@@ -232,12 +233,13 @@ class Core(CoreReads):
             lock.acquire()
             try:
                 if guard is not None:
-                    # NOTE: tuple.__new__ builds the NamedTuple without its Python-level
-                    # __new__ (half the cost, on every checked write).
-                    change = _new_tuple(Change, (group, key, value, expires))
-                    if self.engine.depth or not self.engine.shared:  # see _guarded
-                        changed = self.apply(op, change, guard)
+                    engine = self.engine
+                    if engine.depth or not engine.shared:  # see _guarded
+                        changed = guard.apply(engine, self.ledgers, op, group, key, value, expires)
                     else:
+                        # NOTE: tuple.__new__ builds the NamedTuple without its Python-level
+                        # __new__ (half the cost).
+                        change = _new_tuple(Change, (group, key, value, expires))
                         changed = self._guarded(op, change, guard)
                 else:
                     if self.ledgers:
@@ -270,26 +272,16 @@ class Core(CoreReads):
         the live row's expiry and nothing else."""
         engine = self.engine
         group, key, value, expires = change
-        token = None
         if guard is not None:
-            token = guard.check(engine, self.ledgers, op, change)  # raises to refuse
-        elif self.ledgers:
+            return guard.apply(engine, self.ledgers, op, group, key, value, expires, expiry_only)
+        if self.ledgers:
             forget(self.ledgers, group)
-        try:
-            if expiry_only:
-                changed = engine.set_expiry(group, key, expires)
-            elif value is None:
-                changed = engine.delete(group, key)
-            else:
-                engine.put(group, key, value, expires)
-                changed = True
-            if token is not None:
-                guard.record(token, change, changed)  # type: ignore[union-attr]
-        except BaseException:
-            if token is not None:  # a refused write leaves the ledgers exact; this may not
-                self.ledgers.clear()
-            raise
-        return changed
+        if expiry_only:
+            return engine.set_expiry(group, key, expires)
+        if value is None:
+            return engine.delete(group, key)
+        engine.put(group, key, value, expires)
+        return True
 
     def _guarded(self, op: str, change: Change, guard: QuotaGuard) -> bool:
         """Check, write and record as one step (lock held).
@@ -395,11 +387,9 @@ class Core(CoreReads):
                     for row_group in {row[0] for row in rows}:
                         forget(self.ledgers, row_group)
             else:
-                for row in rows:
-                    change = Change(*row)
-                    token = guard.check(engine, self.ledgers, op, change)
-                    engine.put(*row)
-                    guard.record(token, change, True)
+                ledgers = self.ledgers
+                for row_group, key, value, expires in rows:
+                    guard.apply(engine, ledgers, op, row_group, key, value, expires)
         except DatabaseError as exc:
             raise self.failure(op, exc, group) from exc.__cause__
         except UnicodeEncodeError:

@@ -14,7 +14,7 @@ import heapq
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._types import Change, now_ms, prefix_range
+from ._types import now_ms, prefix_range
 from .errors import QuotaExceededError
 
 if TYPE_CHECKING:
@@ -143,14 +143,10 @@ _UNKNOWN: Any = object()  # a row the ledger has no record of
 #: rows a ledger remembers at most (a replaced key's size needs no statement while it is known)
 _KNOWN_ROWS = 4096
 
-# What check() measured, for record(): (ledger, old_live, old_size, new_live, new_size). A
-# plain tuple: it is built on every checked write.
-_Token = tuple[_Ledger, bool, int, bool, int]
-
 
 class QuotaGuard:
-    """The quota of one ScopedStore, observing the store's write path: ``check`` before a write
-    (raises to refuse it), ``record`` after it ran."""
+    """The quota of one ScopedStore, observing the store's write path: :meth:`apply` checks a
+    write against the ledger (raising to refuse it), runs it, and records it."""
 
     __slots__ = ("_bounds", "namespace", "quota")
 
@@ -159,43 +155,96 @@ class QuotaGuard:
         self.quota = quota
         self._bounds = prefix_range(namespace + ":")
 
-    def check(self, engine: Engine, ledgers: Ledgers, op: str, change: Change) -> _Token:
-        now = now_ms()
+    def apply(
+        self,
+        engine: Engine,
+        ledgers: Ledgers,
+        op: str,
+        group: str,
+        key: str,
+        value: str | None,
+        expires: int | None,
+        expiry_only: bool = False,
+    ) -> bool:
+        """Check, write and record one change (the caller holds the lock and, when other
+        connections may write, a transaction): set ``value`` (``None``: delete); with
+        ``expiry_only``, change the live row's expiry and nothing else. True when a row was
+        written or removed.
+
+        NOTE: one method, not check/write/record calls with a token between them: it runs
+        beside every checked write, and each Python call level is a measurable share of it.
+        """
         namespace = self.namespace
         if engine.shared:  # alone, nobody else can change the namespace
             engine.lock_namespace(namespace)
-        # NOTE: _ledger() inlined for the common case (a valid ledger, nothing due to expire):
-        # it runs beside every checked write.
+        # NOTE: the clock is read only when something can expire (a ledger with expiring rows,
+        # an old or new row with an expiry): without TTLs a checked write never needs it.
+        now = 0
         ledger = ledgers.get(namespace)
-        if ledger is None or ledger.version != engine.version(namespace) or (
-            ledger.heap and ledger.heap[0][0] <= now
-        ):
+        if ledger is None or ledger.heap or ledger.version != engine.version(namespace):
+            now = now_ms()
             ledger = _ledger(ledgers, engine, namespace, self._bounds, now)
-        group, key, value, expires = change
-        old_size = 0
-        old_live = False
-        row = ledger.rows.get((group, key), _UNKNOWN)
+        rows = ledger.rows
+        row = rows.get((group, key), _UNKNOWN)
         if row is _UNKNOWN:
             row = engine.row_size(group, key)
+        old_size = 0  # of the live row this write replaces (an expired row counts as none)
+        old_live = False
         if row is not None:
             size, old_expires = row
-            if old_expires is None or old_expires > now:
+            if old_expires is None:
                 old_live, old_size = True, size
-        if value is None:  # a deletion never needs quota
-            return (ledger, old_live, old_size, False, 0)
-        new_size = (len(key) if key.isascii() else len(key.encode("utf-8"))) + (
-            len(value) if value.isascii() else len(value.encode("utf-8"))
-        )
-        new_live = expires is None or expires > now
-        # Only a new key or growth can pass a limit (a replacement that does not grow cannot).
-        if new_live and (not old_live or new_size > old_size):
-            self._refuse_growth(op, ledger, change, old_live, new_size - old_size)
-        return (ledger, old_live, old_size, new_live, new_size)
+            else:
+                now = now or now_ms()
+                if old_expires > now:
+                    old_live, old_size = True, size
+        new_size = 0
+        new_live = False
+        if value is not None:  # a deletion never needs quota
+            new_size = (len(key) if key.isascii() else len(key.encode("utf-8"))) + (
+                len(value) if value.isascii() else len(value.encode("utf-8"))
+            )
+            if expires is None:
+                new_live = True
+            else:
+                now = now or now_ms()
+                new_live = expires > now
+            # Only a new key or growth can pass a limit (a replacement that does not grow
+            # cannot).
+            if new_live and (not old_live or new_size > old_size):
+                self._refuse_growth(op, ledger, group, key, old_live, new_size - old_size)
+        try:
+            if expiry_only:
+                changed = engine.set_expiry(group, key, expires)
+            elif value is None:
+                changed = engine.delete(group, key)
+            else:
+                engine.put(group, key, value, expires)
+                changed = True
+        except BaseException:
+            ledgers.clear()  # a refused write leaves the ledgers exact; this may not
+            raise
+        if len(rows) >= _KNOWN_ROWS:
+            rows.clear()
+        if not changed:
+            rows.pop((group, key), None)
+        else:
+            rows[(group, key)] = None if value is None else (new_size, expires)
+        if old_live and new_live and expires is None and not ledger.expiring:
+            # A live key replaced by a value without TTL, in a namespace where nothing
+            # expires (the common case): only the byte total moves.
+            ledger.bytes += new_size - old_size
+        else:
+            if old_live and changed:
+                ledger.remove(group, key, old_size)
+            if new_live:
+                ledger.add(group, key, new_size, expires)
+        return changed
 
     def _refuse_growth(
-        self, op: str, ledger: _Ledger, change: Change, old_live: bool, growth: int
+        self, op: str, ledger: _Ledger, group: str, key: str, old_live: bool, growth: int
     ) -> None:
-        quota, group, key = self.quota, change.group, change.key
+        quota = self.quota
         reason = None
         if not old_live:
             if quota.max_keys and ledger.keys >= quota.max_keys:
@@ -212,23 +261,3 @@ class QuotaGuard:
                 reason = f"would hold {total} bytes, over its limit of {quota.max_bytes}"
         if reason is not None:
             raise QuotaExceededError.at(op, f"namespace {self.namespace!r} {reason}", group, key)
-
-    def record(self, token: _Token, change: Change, changed: bool) -> None:
-        ledger, old_live, old_size, new_live, new_size = token
-        group, key, value, expires = change
-        rows = ledger.rows
-        if len(rows) >= _KNOWN_ROWS:
-            rows.clear()
-        if not changed:
-            rows.pop((group, key), None)
-        else:
-            rows[(group, key)] = None if value is None else (new_size, expires)
-        if old_live and new_live and expires is None and not ledger.expiring:
-            # A live key replaced by a value without TTL, in a namespace where nothing
-            # expires (the common case): only the byte total moves.
-            ledger.bytes += new_size - old_size
-            return
-        if old_live and changed:
-            ledger.remove(group, key, old_size)
-        if new_live:
-            ledger.add(group, key, new_size, expires)
