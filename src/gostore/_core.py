@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ("Core", "core_of")
 
-_new_tuple = tuple.__new__
 NO_EVENTS: list[Event] = []  # shared empty result; never mutated
 _SET = EventType.SET
 _DELETE = EventType.DELETE
@@ -237,10 +236,7 @@ class Core(CoreReads):
                     if engine.depth or not engine.shared:  # see _guarded
                         changed = guard.apply(engine, self.ledgers, op, group, key, value, expires)
                     else:
-                        # NOTE: tuple.__new__ builds the NamedTuple without its Python-level
-                        # __new__ (half the cost).
-                        change = _new_tuple(Change, (group, key, value, expires))
-                        changed = self._guarded(op, change, guard)
+                        changed = self._guarded(op, group, key, value, expires, guard)
                 else:
                     if self.ledgers:
                         forget(self.ledgers, group)
@@ -283,25 +279,29 @@ class Core(CoreReads):
         engine.put(group, key, value, expires)
         return True
 
-    def _guarded(self, op: str, change: Change, guard: QuotaGuard) -> bool:
-        """Check, write and record as one step (lock held).
-
-        NOTE: when other connections may write, the check and the write run in one
-        transaction that keeps them out; alone, the lock makes them atomic (with a quota in
-        use no write runs without it: see :meth:`quotas_in_use`).
+    def _guarded(
+        self,
+        op: str,
+        group: str,
+        key: str,
+        value: str | None,
+        expires: int | None,
+        guard: QuotaGuard,
+    ) -> bool:
+        """Check, write and record in a transaction of its own (lock held, no transaction open,
+        other connections may write): the transaction keeps them out between the check and the
+        write. Alone, or inside an open transaction, :meth:`write` calls the guard directly:
+        the lock (with a quota in use no write runs without it: see :meth:`quotas_in_use`) or
+        the open transaction already makes the step atomic.
         """
         engine = self.engine
-        own = not engine.depth and engine.shared
-        if own:
-            engine.begin()
+        engine.begin()
         try:
-            changed = self.apply(op, change, guard)
+            changed = guard.apply(engine, self.ledgers, op, group, key, value, expires)
         except BaseException:
-            if own:
-                engine.rollback()
+            engine.rollback()
             raise
-        if own:
-            engine.commit()
+        engine.commit()
         return changed
 
     def delete_group(self, op: str, group: str) -> None:
