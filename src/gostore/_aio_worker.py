@@ -91,9 +91,15 @@ class Worker:
         finally:
             self._flush()
             try:
-                self.loop.call_soon_threadsafe(resolve, self.finished)
+                self.loop.call_soon_threadsafe(self._ended)
             except RuntimeError:  # the loop is closed
                 pass
+
+    def _ended(self) -> None:
+        # On the loop's thread, called by the worker's last statement: the join returns at
+        # once, and ``finished`` then means what it says (the thread is gone, not ending).
+        self.thread.join()
+        resolve(self.finished)
 
     def _serve(self, calls: queue.SimpleQueue[Call]) -> Call:
         """Run ``calls`` until an END or EXIT item, which is returned."""
