@@ -94,6 +94,76 @@ def test_a_foreign_entries_table_is_refused(pg_fresh_url: str) -> None:
         gostore.Store(pg_fresh_url, purge_interval=0)
 
 
+@pytest.mark.parametrize(
+    "held",
+    [
+        "INSERT INTO entries VALUES ('g', 'k', 'v', NULL)",  # a write transaction left open
+        "LOCK TABLE entries IN SHARE UPDATE EXCLUSIVE MODE",  # what autovacuum holds
+    ],
+)
+@pytest.mark.parametrize("change_feed", [False, True])
+def test_opening_a_store_does_not_wait_for_other_clients_on_the_table(
+    pg_fresh_url: str, held: str, change_feed: bool
+) -> None:
+    with gostore.Store(pg_fresh_url, purge_interval=0, change_feed=change_feed):
+        pass  # the table, its index, counters, triggers (and feed) now exist
+    with raw(pg_fresh_url) as holder:
+        holder.execute("BEGIN")
+        holder.execute(held)
+        with gostore.Store(
+            pg_fresh_url, purge_interval=0, busy_timeout=0.2, change_feed=change_feed
+        ) as store:
+            assert store.count("g") == 0
+        holder.execute("ROLLBACK")
+
+
+def test_an_open_that_must_create_the_table_reports_how_long_it_waited(
+    pg_fresh_url: str,
+) -> None:
+    with raw(pg_fresh_url) as holder:
+        holder.execute("BEGIN")
+        holder.execute("CREATE TABLE entries_namespaces (namespace bytea)")  # not committed
+        with pytest.raises(StoreError, match=r"store\.open: .*after waiting 0\.2 s"):
+            gostore.Store(pg_fresh_url, purge_interval=0, busy_timeout=0.2)
+        holder.execute("ROLLBACK")
+
+
+def test_reopening_a_store_rewrites_nothing_in_the_catalog(pg_fresh_url: str) -> None:
+    schema = pg_fresh_url.rpartition("%3D")[2]
+    catalog = (
+        "SELECT 'f' || proname, xmin::text FROM pg_proc WHERE pronamespace = %(s)s::regnamespace "
+        "UNION ALL SELECT 't' || tgname, xmin::text FROM pg_trigger "
+        "WHERE tgrelid = (%(s)s || '.entries')::regclass "
+        "UNION ALL SELECT 'r' || relname, xmin::text FROM pg_class "
+        "WHERE relnamespace = %(s)s::regnamespace ORDER BY 1"
+    )
+    with gostore.Store(pg_fresh_url, purge_interval=0):
+        pass
+    with raw(pg_fresh_url) as conn:
+        before = conn.execute(catalog, {"s": schema}).fetchall()
+        with gostore.Store(pg_fresh_url, purge_interval=0):
+            pass
+        after = conn.execute(catalog, {"s": schema}).fetchall()
+    assert len(before) >= 3 + 4 + 3  # functions, triggers, tables and index
+    assert after == before
+
+
+def test_an_outdated_counter_function_is_replaced_at_open(pg_fresh_url: str) -> None:
+    with gostore.Store(pg_fresh_url, purge_interval=0):
+        pass
+    with raw(pg_fresh_url) as conn:
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION gostore_entries_note() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+        )
+    with gostore.Store(pg_fresh_url, purge_interval=0) as store:
+        scoped = store.scoped("ns", QuotaConfig(max_keys=1))
+        scoped.set("g", "a", "v")
+        with raw(pg_fresh_url) as conn:  # a write the counters must see
+            conn.execute("DELETE FROM entries")
+        scoped.set("g", "b", "v")  # the ledger saw the delete: room for one key again
+
+
 def test_the_path_hides_the_password(pg_cluster: Cluster, pg_url: str) -> None:
     url = pg_url.replace("gostore@", "gostore:s3cret@")
     with gostore.Store(url, purge_interval=0) as store:  # trust authentication ignores it

@@ -119,7 +119,8 @@ class PostgresEngine:
             self.extend_schema(first, schema)
         except psycopg.Error as exc:
             first.close()
-            raise DatabaseError(f"cannot open {self.target!r}: {reason(exc)}") from exc
+            why = reason(exc, busy, statement_timeout)
+            raise DatabaseError(f"cannot open {self.target!r}: {why}") from exc
         except BaseException:
             first.close()
             raise

@@ -48,13 +48,19 @@ __all__ = (
 
 # -- the entries table ---------------------------------------------------------------------------
 LIVE = "(expires_at IS NULL OR expires_at > %b)"
-_CREATE = (
-    "CREATE TABLE IF NOT EXISTS entries ("
+# NOTE: created only when missing, by name: even with IF NOT EXISTS, CREATE INDEX locks the
+# table first, and would wait at every open for every write transaction and for autovacuum.
+_CREATE = {
+    "entries": "CREATE TABLE IF NOT EXISTS entries ("
     "group_name bytea NOT NULL, entry_key bytea NOT NULL, entry_value bytea NOT NULL, "
     "expires_at bigint, PRIMARY KEY (group_name, entry_key))",
     # The purge scans only the rows that have an expiry.
-    "CREATE INDEX IF NOT EXISTS entries_expires_at ON entries (expires_at) "
+    "entries_expires_at": "CREATE INDEX IF NOT EXISTS entries_expires_at ON entries (expires_at) "
     "WHERE expires_at IS NOT NULL",
+}
+_RELATIONS_FOUND = (
+    "SELECT relname FROM pg_class WHERE relnamespace = "
+    "(SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND relname = ANY(%s)"
 )
 _COLUMNS = (
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
@@ -68,7 +74,7 @@ _EXPECTED = {
 }
 
 # -- namespace change counters -------------------------------------------------------------------
-_COUNTERS = (
+_CREATE["entries_namespaces"] = (
     "CREATE TABLE IF NOT EXISTS entries_namespaces (namespace bytea NOT NULL, "
     "writer text NOT NULL, backend integer NOT NULL, changes bigint NOT NULL, "
     "PRIMARY KEY (namespace, writer, backend))"
@@ -163,6 +169,10 @@ _TRIGGERS = {
 }
 _TRIGGERS_FOUND = (
     "SELECT tgname FROM pg_trigger WHERE tgrelid = 'entries'::regclass AND NOT tgisinternal"
+)
+_FUNCTIONS_FOUND = (
+    "SELECT proname, prosrc, prosecdef, proconfig FROM pg_proc WHERE pronamespace = "
+    "(SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND proname = ANY(%s)"
 )
 #: the quota check's lock on a namespace, which tags this client's writes there as its own,
 #: and the namespace's change token read once the lock is held
@@ -295,13 +305,21 @@ class Schema(NamedTuple):
 
 
 def prepare_schema(conn: psycopg.Connection[Any], target: str, readonly: bool) -> Schema:
-    """Create the table and its counters if missing (one client at a time) and check the
-    table's columns. Raises :class:`psycopg.Error` as the server reports it."""
+    """Create what is missing of the table and its counters (one client at a time), replace
+    counter functions that differ from this version's, and check the table's columns. When
+    all is in place, as at every open but the first, nothing is written and no lock taken.
+    Raises :class:`psycopg.Error` as the server reports it."""
     with conn.transaction():
-        if not readonly:  # a read-only store never creates anything
+        row = conn.execute("SELECT current_schema()").fetchone()
+        schema = str(row[0]) if row and row[0] else ""
+        functions = _functions(conn, schema)
+        outdated = not readonly and _outdated(conn, functions)  # read-only creates nothing
+        if outdated:  # create what is still missing once the lock is held
             conn.execute(LOCK, (lock_key("gostore\0create entries"),))
-            for statement in _CREATE:
-                conn.execute(statement)
+            relations = _names(conn, _RELATIONS_FOUND, list(_CREATE))
+            for name, statement in _CREATE.items():
+                if name not in relations:
+                    conn.execute(statement)
         columns = dict(conn.execute(_COLUMNS).fetchall())
         wrong = {n: columns.get(n) for n, kind in _EXPECTED.items() if columns.get(n) != kind}
         if wrong:
@@ -310,24 +328,64 @@ def prepare_schema(conn: psycopg.Connection[Any], target: str, readonly: bool) -
                 "gostore's (group_name bytea, entry_key bytea, entry_value bytea, expires_at "
                 "bigint); refusing to use it"
             )
-        row = conn.execute("SELECT current_schema()").fetchone()
-        schema = str(row[0]) if row else ""
-        found = {name for (name,) in conn.execute(_TRIGGERS_FOUND).fetchall()}
-        if not readonly:  # the function is replaced too, so a newer gostore's takes over
-            _create_counters(conn, schema, found)
-            found |= set(_TRIGGERS)
-    return Schema(schema, set(_TRIGGERS) <= found)
+        if outdated:
+            _create_counters(conn, schema, functions)
+        counted = set(_TRIGGERS) <= _names(conn, _TRIGGERS_FOUND)
+    return Schema(schema, counted)
 
 
-def _create_counters(conn: psycopg.Connection[Any], schema: str, found: set[str]) -> None:
-    conn.execute(_COUNTERS)
+class _Function(NamedTuple):
+    """A counter function as ``pg_proc`` holds it: what tells whether it is this version's."""
+
+    name: str
+    source: str
+    security_definer: bool
+    config: list[str] | None
+
+
+def _functions(conn: psycopg.Connection[Any], schema: str) -> dict[str, str]:
+    """The counter functions' CREATE statements for ``schema``, by name."""
     names = {
         "schema": pgsql.Identifier(schema).as_string(conn),
         "table": pgsql.Identifier(schema, "entries_namespaces").as_string(conn),
     }
-    conn.execute(_NOTE.format(**names).encode())
-    conn.execute(_BUMP.format(**names).encode())
-    conn.execute(_LOCK_FUNCTION.format(**names).encode())
+    statements = (_NOTE, _BUMP, _LOCK_FUNCTION)
+    return {_described(s).name: s.format(**names) for s in statements}
+
+
+def _described(statement: str) -> _Function:
+    """What ``pg_proc`` holds once ``statement`` (CREATE OR REPLACE FUNCTION) has run."""
+    head, source, _ = statement.split("$body$")
+    name = head.split("(", 1)[0].rsplit(".", 1)[-1]
+    setting = head.partition(" SET ")[2].partition(" AS ")[0]
+    config = [setting.replace(" = ", "=", 1)] if setting else None
+    return _Function(name, source, "SECURITY DEFINER" in head, config)
+
+
+def _outdated(conn: psycopg.Connection[Any], functions: dict[str, str]) -> bool:
+    """Whether anything is missing, or a counter function is not this version's."""
+    return (
+        _names(conn, _RELATIONS_FOUND, list(_CREATE)) != set(_CREATE)
+        or not set(_TRIGGERS) <= _names(conn, _TRIGGERS_FOUND)
+        or bool(_stale(conn, functions))
+    )
+
+
+def _names(conn: psycopg.Connection[Any], query: str, *args: Any) -> set[str]:
+    return {str(row[0]) for row in conn.execute(query, args or None)}
+
+
+def _stale(conn: psycopg.Connection[Any], functions: dict[str, str]) -> list[str]:
+    """The counter functions that are missing or differ from this version's."""
+    rows = conn.execute(_FUNCTIONS_FOUND, (list(functions),))
+    found = {row[0]: _Function(*row) for row in rows}
+    return [name for name, text in functions.items() if found.get(name) != _described(text)]
+
+
+def _create_counters(conn: psycopg.Connection[Any], schema: str, functions: dict[str, str]) -> None:
+    for name in _stale(conn, functions):
+        conn.execute(functions[name].encode())
+    triggers = _names(conn, _TRIGGERS_FOUND)
     parts = {
         "new": _IN_NAMESPACE.format(row="NEW"),
         "old": _IN_NAMESPACE.format(row="OLD"),
@@ -335,7 +393,7 @@ def _create_counters(conn: psycopg.Connection[Any], schema: str, found: set[str]
         "bump": pgsql.Identifier(schema, "gostore_entries_changed").as_string(conn),
     }
     for name, definition in _TRIGGERS.items():
-        if name not in found:
+        if name not in triggers:
             conn.execute(f"CREATE TRIGGER {name} {definition.format(**parts)}".encode())
 
 
