@@ -337,10 +337,16 @@ def prepare_schema(conn: psycopg.Connection[Any], target: str, readonly: bool) -
 class _Function(NamedTuple):
     """A counter function as ``pg_proc`` holds it: what tells whether it is this version's."""
 
-    name: str
     source: str
     security_definer: bool
     config: list[str] | None
+
+
+#: the counter functions' CREATE statements (templates: see _functions), by name
+_FUNCTIONS = {
+    template.partition("(")[0].rpartition(".")[2]: template
+    for template in (_NOTE, _BUMP, _LOCK_FUNCTION)
+}
 
 
 def _functions(conn: psycopg.Connection[Any], schema: str) -> dict[str, str]:
@@ -349,17 +355,15 @@ def _functions(conn: psycopg.Connection[Any], schema: str) -> dict[str, str]:
         "schema": pgsql.Identifier(schema).as_string(conn),
         "table": pgsql.Identifier(schema, "entries_namespaces").as_string(conn),
     }
-    statements = (_NOTE, _BUMP, _LOCK_FUNCTION)
-    return {_described(s).name: s.format(**names) for s in statements}
+    return {name: template.format(**names) for name, template in _FUNCTIONS.items()}
 
 
 def _described(statement: str) -> _Function:
     """What ``pg_proc`` holds once ``statement`` (CREATE OR REPLACE FUNCTION) has run."""
     head, source, _ = statement.split("$body$")
-    name = head.split("(", 1)[0].rsplit(".", 1)[-1]
     setting = head.partition(" SET ")[2].partition(" AS ")[0]
     config = [setting.replace(" = ", "=", 1)] if setting else None
-    return _Function(name, source, "SECURITY DEFINER" in head, config)
+    return _Function(source, "SECURITY DEFINER" in head, config)
 
 
 def _outdated(conn: psycopg.Connection[Any], functions: dict[str, str]) -> bool:
@@ -378,7 +382,7 @@ def _names(conn: psycopg.Connection[Any], query: str, *args: Any) -> set[str]:
 def _stale(conn: psycopg.Connection[Any], functions: dict[str, str]) -> list[str]:
     """The counter functions that are missing or differ from this version's."""
     rows = conn.execute(_FUNCTIONS_FOUND, (list(functions),))
-    found = {row[0]: _Function(*row) for row in rows}
+    found = {row[0]: _Function(*row[1:]) for row in rows}
     return [name for name, text in functions.items() if found.get(name) != _described(text)]
 
 
