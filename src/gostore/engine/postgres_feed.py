@@ -44,7 +44,7 @@ from .postgres import PostgresEngine
 from .postgres_conn import every, nothing, one
 from .postgres_errors import reason
 from .postgres_feed_sql import DELETE, DELETE_GROUP, EXPIRE, SET, FeedSQL, lock_key_for
-from .postgres_sql import LOCK, Schema
+from .postgres_sql import LOCK, Schema, stale_functions
 
 __all__ = ("PostgresFeedEngine", "PostgresFeedListener")
 
@@ -120,12 +120,16 @@ class PostgresFeedEngine(PostgresEngine):
         sql = FeedSQL(schema.name)
         with conn.transaction():
             present = conn.execute(sql.exists).fetchone()
-            if not (present and present[0]):
-                if self.readonly:
-                    raise DatabaseError(
-                        f"cannot open {self.target!r}: the change feed is not set up in "
-                        f"schema {schema.name!r}; open it once without readonly=True"
-                    )
+            if not (present and present[0]) and self.readonly:
+                raise DatabaseError(
+                    f"cannot open {self.target!r}: the change feed is not set up in "
+                    f"schema {schema.name!r}; open it once without readonly=True"
+                )
+            # NOTE: only when something is missing or not this version's: CREATE OR REPLACE
+            # TRIGGER locks entries, and would wait at every open for every writer.
+            if not self.readonly and (
+                not (present and present[0]) or stale_functions(conn, sql.functions)
+            ):
                 conn.execute(LOCK, (lock_key_for(schema.name + "\0create"),))
                 for statement in sql.create:
                     conn.execute(statement)
@@ -179,7 +183,8 @@ class PostgresFeedEngine(PostgresEngine):
 
     def feed_trim(self, before_ms: int) -> int:
         sql = self.sql
-        with self.lock, self._recording(hold=True):
+        with self.lock, self._recording():
+            self._run(sql.hold, (), one)  # no change may be recorded while the feed is cut
             kept = self._run(sql.first_kept, (before_ms,), one)
             if kept is not None:
                 removed = self._run(sql.trim_before, (kept[0],), every)
@@ -235,7 +240,7 @@ class PostgresFeedEngine(PostgresEngine):
 
     def delete_group(self, group: str) -> bool:
         sql = self.sql
-        with self._recording(hold=True) as before:
+        with self._recording(mark=True) as before:
             removed = super().delete_group(group)
             if removed:
                 self._run(sql.forget, (before,), nothing)
@@ -244,7 +249,7 @@ class PostgresFeedEngine(PostgresEngine):
 
     def delete_range(self, lo: str, hi: str | bytes) -> list[str]:
         sql = self.sql
-        with self._recording(hold=True) as before:
+        with self._recording(mark=True) as before:
             if not super().delete_range(lo, hi):
                 return []
             # In the order recorded, so the caller's events line up with the rows written.
@@ -256,7 +261,7 @@ class PostgresFeedEngine(PostgresEngine):
 
     def purge(self, lo: str, hi: str | bytes, now: int) -> list[tuple[str, str]]:
         sql = self.sql
-        with self._recording(hold=True) as before:
+        with self._recording(mark=True) as before:
             if not super().purge(lo, hi, now):
                 return []
             self._run(sql.mark_expired, (before,), nothing)
@@ -266,37 +271,40 @@ class PostgresFeedEngine(PostgresEngine):
     def delete_expired(self, group: str, key: str, now: int) -> bool:
         # NOTE: as the plain engine, the lazy delete never waits: not for the row (SKIP LOCKED)
         # and not for the feed's lock either (the purge removes the row later).
-        with self._recording(hold=True, wait=False) as before:
-            if before < 0 or not super().delete_expired(group, key, now):
+        with self._recording():
+            row = self._run(self.sql.try_hold, (), one)
+            if row[0] is None or not super().delete_expired(group, key, now):
                 return False
+            before = int(row[0])
             self._run(self.sql.mark_expired, (before,), nothing)
         return True
 
     @contextlib.contextmanager
-    def _recording(self, *, hold: bool = False, wait: bool = True) -> Iterator[int]:
+    def _recording(self, *, mark: bool = False) -> Iterator[int | None]:
         """Run the block in a transaction (joining an open one), so a write and the rewrite of
-        what its trigger recorded commit together. ``hold``: take the feed's lock first and
-        yield the newest seq before the block (every later row is this transaction's; -1 when
-        ``wait`` is False and another transaction holds the lock)."""
+        what its trigger recorded commit together. ``mark``: yield what the feed's fix-up
+        statements bind to find the rows the block's statements record (see FeedSQL).
+
+        NOTE: the block does not take the feed's lock first: its statements take their rows
+        and then, in the trigger, the feed's lock, as every write does. Holding the feed's lock
+        while waiting for a row deadlocked with any write of that row."""
         own = not self.depth
         if own:
             self.begin()
         try:
-            before = 0
-            if hold:
-                row = self._run(self.sql.hold if wait else self.sql.try_hold, (), one)
-                before = -1 if row[0] is None else int(row[0])
+            before: int | None = None  # the transaction's first recorded seq decides
+            if mark and not own:
+                before = self._run(self.sql.mark, (), one)[0]
             yield before
-            last = self.feed_last_seq() if own else None
+            written = self._run(self.sql.written, (), one) if own else None
         except BaseException:
             if own:
                 self.rollback()
             raise
         if own:
             self.commit()
-            written = self._written
-            written.last = last
-            written.first = before + 1 if hold and before >= 0 else None
+            assert written is not None
+            self._written.last, self._written.first = written
 
 
 class PostgresFeedListener:

@@ -8,7 +8,8 @@ feed next to the table it changed::
                     at_ms, origin)
     gostore_changes_seq                  -- the sequence seq comes from
     gostore_changes_trimmed(seq)         -- the newest seq the retention removed (one row)
-    gostore_record()                     -- the trigger function on entries
+    gostore_record()                     -- the trigger function on entries; it keeps the
+                                            transaction's first seq in gostore.feed_first
     gostore_put(), gostore_delete()      -- a write and the seq it was recorded with
     gostore_feed_hold(), gostore_feed_try_hold()  -- take the feed's lock; the newest seq
 """
@@ -22,6 +23,12 @@ __all__ = ("FeedSQL", "channel_for", "lock_key_for")
 SET, DELETE, DELETE_GROUP, EXPIRE = 0, 1, 2, 3
 
 NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+#: the setting in which the trigger keeps the first seq its transaction recorded
+FIRST = "gostore.feed_first"
+#: the seq after which the rows of a statement are its own: a seq bound as a parameter (the
+#: newest one before it, the transaction having recorded already) or else, NULL bound, the
+#: one before the transaction's first
+_AFTER = f"seq > coalesce(%b::bigint, nullif(current_setting('{FIRST}', true), '')::bigint - 1)"
 
 
 def _quote(name: str) -> str:
@@ -70,21 +77,29 @@ class FeedSQL:
 LANGUAGE plpgsql AS $gostore$
 DECLARE
     origin text := current_setting('gostore.origin', true);
+    first_seq bigint;
+    taken bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock({key});
     IF TG_OP = 'DELETE' THEN
-        {insert} VALUES ({DELETE}, OLD.group_name, OLD.entry_key, ''::bytea, {NOW_MS}, origin);
+        {insert} VALUES ({DELETE}, OLD.group_name, OLD.entry_key, ''::bytea, {NOW_MS}, origin)
+            RETURNING seq INTO first_seq;
     ELSE
         IF TG_OP = 'UPDATE' THEN
             -- an update that moves a row to another group or key deletes the old one
             IF OLD.group_name IS DISTINCT FROM NEW.group_name
                     OR OLD.entry_key IS DISTINCT FROM NEW.entry_key THEN
                 {insert} VALUES ({DELETE}, OLD.group_name, OLD.entry_key, ''::bytea, {NOW_MS},
-                                 origin);
+                                 origin) RETURNING seq INTO first_seq;
             END IF;
         END IF;
         {insert} VALUES ({SET}, NEW.group_name, NEW.entry_key, NEW.entry_value, {NOW_MS},
-                         origin);
+                         origin) RETURNING seq INTO taken;
+        first_seq := coalesce(first_seq, taken);
+    END IF;
+    -- the transaction's first seq: gostore finds the rows its statements recorded from it
+    IF coalesce(current_setting('{FIRST}', true), '') = '' THEN
+        PERFORM set_config('{FIRST}', first_seq::text, true);
     END IF;
     PERFORM pg_notify('{self.channel}', coalesce(origin, ''));
     RETURN NULL;
@@ -133,6 +148,13 @@ BEGIN
 END
 $gostore$""",
         )
+        prefix = f"CREATE OR REPLACE FUNCTION {s}"
+        #: the functions' CREATE statements by name (replaced at open when they differ)
+        self.functions = {
+            statement[len(prefix) :].partition("(")[0]: statement
+            for statement in self.create
+            if statement.startswith(prefix)
+        }
         self.exists = (
             f"SELECT to_regclass('{table}') IS NOT NULL "
             f"AND to_regclass('{s}gostore_changes_trimmed') IS NOT NULL "
@@ -145,6 +167,17 @@ $gostore$""",
         self.hold = f"SELECT {s}gostore_feed_hold()"
         self.try_hold = f"SELECT {s}gostore_feed_try_hold()"
         self.last_seq = f"SELECT coalesce(max(seq), 0) FROM {table}"
+        # The newest seq and the transaction's first (NULL when it recorded nothing).
+        self.written = (
+            f"SELECT coalesce(max(seq), 0), nullif(current_setting('{FIRST}', true), '')::bigint "
+            f"FROM {table}"
+        )
+        # The newest seq when this transaction has recorded (and so holds the feed's lock);
+        # NULL before its first recorded change.
+        self.mark = (
+            f"SELECT CASE WHEN coalesce(current_setting('{FIRST}', true), '') <> '' "
+            f"THEN (SELECT coalesce(max(seq), 0) FROM {table}) END"
+        )
         self.trimmed = f"SELECT coalesce(max(seq), 0) FROM {s}gostore_changes_trimmed"
         columns = "seq, kind, group_name, entry_key, entry_value, at_ms"
         self.read = f"SELECT {columns} FROM {table} WHERE seq > %b ORDER BY seq LIMIT %b"
@@ -156,15 +189,15 @@ $gostore$""",
             f"UNION ALL SELECT max(seq), NULL, NULL, NULL, NULL, NULL, true FROM {table}"
         )
         # Fix-ups of what the trigger recorded for this transaction's latest statement.
-        self.recorded_groups = f"SELECT group_name FROM {table} WHERE seq > %b ORDER BY seq"
+        self.recorded_groups = f"SELECT group_name FROM {table} WHERE {_AFTER} ORDER BY seq"
         self.recorded_keys = (
-            f"SELECT group_name, entry_key FROM {table} WHERE seq > %b ORDER BY seq"
+            f"SELECT group_name, entry_key FROM {table} WHERE {_AFTER} ORDER BY seq"
         )
-        self.forget = f"DELETE FROM {table} WHERE seq > %b"
+        self.forget = f"DELETE FROM {table} WHERE {_AFTER}"
         self.record_group = (
             f"{insert} VALUES ({DELETE_GROUP}, %b, ''::bytea, ''::bytea, {NOW_MS}, %b)"
         )
-        self.mark_expired = f"UPDATE {table} SET kind = {EXPIRE} WHERE seq > %b"
+        self.mark_expired = f"UPDATE {table} SET kind = {EXPIRE} WHERE {_AFTER}"
         # Retention removes a prefix of the feed, and keeps the newest row (see SQLite's).
         self.first_kept = f"SELECT seq FROM {table} WHERE at_ms >= %b ORDER BY seq LIMIT 1"
         self.trim_before = f"DELETE FROM {table} WHERE seq < %b RETURNING seq"

@@ -44,6 +44,7 @@ __all__ = (
     "prepare_schema",
     "range_args",
     "ranged",
+    "stale_functions",
 )
 
 # -- the entries table ---------------------------------------------------------------------------
@@ -359,8 +360,10 @@ def _functions(conn: psycopg.Connection[Any], schema: str) -> dict[str, str]:
 
 
 def _described(statement: str) -> _Function:
-    """What ``pg_proc`` holds once ``statement`` (CREATE OR REPLACE FUNCTION) has run."""
-    head, source, _ = statement.split("$body$")
+    """What ``pg_proc`` holds once ``statement`` (CREATE OR REPLACE FUNCTION, its body quoted
+    as ``AS $tag$ ... $tag$``) has run."""
+    tag = statement[statement.index(" AS $") + 4 :].partition("\n")[0].strip()
+    head, source, _ = statement.split(tag)
     setting = head.partition(" SET ")[2].partition(" AS ")[0]
     config = [setting.replace(" = ", "=", 1)] if setting else None
     return _Function(source, "SECURITY DEFINER" in head, config)
@@ -371,7 +374,7 @@ def _outdated(conn: psycopg.Connection[Any], functions: dict[str, str]) -> bool:
     return (
         _names(conn, _RELATIONS_FOUND, list(_CREATE)) != set(_CREATE)
         or not set(_TRIGGERS) <= _names(conn, _TRIGGERS_FOUND)
-        or bool(_stale(conn, functions))
+        or bool(stale_functions(conn, functions))
     )
 
 
@@ -379,15 +382,16 @@ def _names(conn: psycopg.Connection[Any], query: str, *args: Any) -> set[str]:
     return {str(row[0]) for row in conn.execute(query, args or None)}
 
 
-def _stale(conn: psycopg.Connection[Any], functions: dict[str, str]) -> list[str]:
-    """The counter functions that are missing or differ from this version's."""
+def stale_functions(conn: psycopg.Connection[Any], functions: dict[str, str]) -> list[str]:
+    """Of ``functions`` (CREATE OR REPLACE FUNCTION statements by name, for the schema of
+    ``entries``), those missing there or differing from their statement."""
     rows = conn.execute(_FUNCTIONS_FOUND, (list(functions),))
     found = {row[0]: _Function(*row[1:]) for row in rows}
     return [name for name, text in functions.items() if found.get(name) != _described(text)]
 
 
 def _create_counters(conn: psycopg.Connection[Any], schema: str, functions: dict[str, str]) -> None:
-    for name in _stale(conn, functions):
+    for name in stale_functions(conn, functions):
         conn.execute(functions[name].encode())
     triggers = _names(conn, _TRIGGERS_FOUND)
     parts = {
