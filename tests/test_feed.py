@@ -11,13 +11,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
 
 import gostore
 from gostore import ChangesExpiredError, Event, EventType, Store, StoreError
+from gostore._core import core_of
 from gostore.aio import AsyncStore
 
 HELPER = str(Path(__file__).parent / "helpers" / "feed_child.py")
@@ -223,6 +226,76 @@ def test_own_write_after_unseen_foreign_write_keeps_the_key_in_order(db: Path) -
         conn.close()
         events = drain(w)
     assert [e.value for e in events] == ["foreign", "own"]
+    assert events[0].seq < events[1].seq
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql"])
+def feed_target(request: pytest.FixtureRequest, db: Path) -> str:
+    """A new database on each engine with a background feed reader."""
+    if request.param == "sqlite-file":
+        return str(db)
+    return str(request.getfixturevalue("pg_fresh_url"))
+
+
+def _after_the_commit(store: Store, step: Callable[[], None]) -> None:
+    """Run ``step`` once, in the writing thread, right after the store's next commit of a
+    transaction and before the transaction's events are delivered."""
+    engine: Any = core_of(store).engine
+    commit = engine.commit
+
+    def commit_then_step() -> None:
+        commit()
+        if engine.depth == 0 and engine.commit is commit_then_step:
+            del engine.commit
+            step()
+
+    engine.commit = commit_then_step
+
+
+def test_a_later_change_of_another_store_is_not_delivered_before_a_transactions_own(
+    feed_target: str,
+) -> None:
+    """Between a transaction's commit and the delivery of its events, the background reader
+    must not deliver another connection's change that committed after it."""
+    with (
+        Store(feed_target, change_feed=True, purge_interval=0) as store,
+        Store(feed_target, change_feed=True, purge_interval=0) as other,
+        store.watch("g", "k") as watcher,
+    ):
+
+        def other_writes_and_the_reader_has_time() -> None:
+            other.set("g", "k", "later")
+            time.sleep(0.3)  # the reader polls every few ms
+
+        _after_the_commit(store, other_writes_and_the_reader_has_time)
+        with store.transaction() as tx:
+            tx.set("g", "k", "in-tx")
+        events = drain(watcher)
+    assert [e.value for e in events] == ["in-tx", "later"]
+    assert events[0].seq < events[1].seq
+
+
+def test_a_later_write_of_another_thread_is_not_delivered_before_a_transactions_own(
+    feed_target: str,
+) -> None:
+    """A write of the same store in another thread, committed after the transaction, waits
+    for the transaction's events before it delivers its own."""
+    with (
+        Store(feed_target, change_feed=True, purge_interval=0) as store,
+        store.watch("g", "k") as watcher,
+    ):
+        writer = threading.Thread(target=store.set, args=("g", "k", "later"))
+
+        def another_thread_writes() -> None:
+            writer.start()
+            writer.join(0.3)
+
+        _after_the_commit(store, another_thread_writes)
+        with store.transaction() as tx:
+            tx.set("g", "k", "in-tx")
+        writer.join()
+        events = drain(watcher)
+    assert [e.value for e in events] == ["in-tx", "later"]
     assert events[0].seq < events[1].seq
 
 

@@ -44,7 +44,10 @@ def test_store_without_feed_creates_no_feed_objects(pg_fresh_url: str) -> None:
             "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
             "AND relkind IN ('r', 'S') ORDER BY relname"
         ).fetchall()
-        triggers = conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+        triggers = conn.execute(
+            "SELECT tgname FROM pg_trigger JOIN pg_class ON pg_class.oid = tgrelid "
+            "WHERE NOT tgisinternal AND relnamespace = current_schema()::regnamespace"
+        )
         functions = conn.execute(
             "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace"
         )

@@ -149,15 +149,32 @@ class Core(CoreReads):
             self._rollback(mark)
             raise
         outermost = engine.depth == 1
+        feed = self.feed
+        # With the feed, a later change must not be delivered before this transaction's events
+        # in the moment between the commit and the lock taken below (see feed.py).
+        commit = None
+        if feed is not None and outermost and staged.events:
+            commit = feed.committing(staged.events)
+        committed = False
         try:
             engine.commit()  # rolls the level back itself when it fails
+            committed = True
         except DatabaseError as exc:
             self._forget_level(mark)
             raise self.failure(op, exc, group) from exc.__cause__
+        finally:
+            if commit is not None:
+                commit.end(committed)
+                if not committed:
+                    with self.lock:
+                        commit.deliver()
         if outermost:
             events, staged.events = staged.events, []
             with self.lock:
-                callbacks = self._send(events) if events else NO_EVENTS
+                if commit is not None:
+                    callbacks = commit.deliver()
+                elif events:
+                    callbacks = self._send(events)
         if callbacks:
             self.hub.to_callbacks(callbacks)
 
@@ -450,8 +467,6 @@ class Core(CoreReads):
         if callbacks:
             self.hub.to_callbacks(callbacks)
         return len(rows)
-
-
 
 
 def _checked(

@@ -11,6 +11,10 @@ only under that lock, so each such change is delivered once, whichever thread re
 Per-key order: before delivering its own events, a writer that learns another connection has
 committed since it last looked reads those changes first and delivers everything in ``seq``
 order, so a foreign change that committed before an own write is never delivered after it.
+A transaction's events are delivered after its commit, and the store's lock is not held across
+the commit on every engine (PostgreSQL's is free inside a transaction), so the transaction
+announces them first (:meth:`Feed.committing`): whoever is about to deliver a later change
+waits for that commit to end and delivers them first.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from .events import Event, EventHub, EventType, Watcher, logger
 if TYPE_CHECKING:
     from ._core import Core
 
-__all__ = ("Feed", "ReplayWatcher", "check_seq", "feed_off")
+__all__ = ("Commit", "Feed", "ReplayWatcher", "check_seq", "feed_off")
 
 PAGE = 512  # changes read per step
 _BY_SEQ = attrgetter("seq")
@@ -59,6 +63,29 @@ def check_seq(op: str, name: str, value: object) -> None:
         raise ValueError(f"{op}: {name} must be >= 0, got {value}")
 
 
+class Commit:
+    """A transaction's numbered events from just before its commit until they are delivered."""
+
+    __slots__ = ("committed", "ended", "events", "feed", "first", "sent")
+
+    def __init__(self, feed: Feed, events: list[Event]) -> None:
+        self.feed = feed
+        self.events = events
+        self.first = min(event.seq for event in events)
+        self.ended = threading.Event()
+        self.committed = False
+        self.sent = False  # delivered to watchers, by whichever thread came first
+
+    def end(self, committed: bool) -> None:
+        """The commit is over (the transaction's thread, no lock)."""
+        self.committed = committed
+        self.ended.set()
+
+    def deliver(self) -> list[Event]:
+        """After :meth:`end`, lock held: see :meth:`Feed.committed`."""
+        return self.feed.committed(self)
+
+
 def to_events(rows: list[FeedRow]) -> list[Event]:
     return [Event(_KINDS[r.kind], r.group, r.key, r.value, r.timestamp, r.seq) for r in rows]
 
@@ -73,6 +100,8 @@ class Feed:
         self.retention = retention
         #: every change of another connection with ``seq <= cursor`` has been delivered
         self.cursor = engine.feed_last_seq()
+        #: transactions between their commit and the delivery of their events
+        self._commits: list[Commit] = []
         self._listener: FeedListener | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -90,8 +119,44 @@ class Feed:
             foreign = self._catch_up()
             if foreign:
                 events = list(heapq.merge(foreign, events, key=_BY_SEQ))
-        self.hub.to_watchers(events)
+        self.hub.to_watchers(self._after_commits(events))
         return events if self.hub.callbacks else _NONE
+
+    def committing(self, events: list[Event]) -> Commit:
+        """Announce a transaction's numbered ``events`` just before its commit (any thread, no
+        lock): no change with a later ``seq`` is delivered before them. The transaction's
+        thread then calls :meth:`Commit.end` whatever the commit did (it needs no lock, and the
+        threads waiting for it hold the store's), and :meth:`Commit.deliver` with the lock."""
+        commit = Commit(self, events)
+        self._commits.append(commit)  # atomic under the GIL
+        return commit
+
+    def committed(self, commit: Commit) -> list[Event]:
+        """Deliver an ended transaction's events unless a later change did (lock held); return
+        the events its callbacks still need (they run in the transaction's thread)."""
+        if commit in self._commits:
+            self._commits.remove(commit)
+        if not commit.committed:
+            return _NONE
+        if commit.sent:
+            return commit.events if self.hub.callbacks else _NONE
+        commit.sent = True
+        return self.send(commit.events)
+
+    def _after_commits(self, events: list[Event]) -> list[Event]:
+        """``events`` (in ``seq`` order) with, before them, the events of every transaction
+        that commits ahead of them but has not delivered yet (lock held)."""
+        if not self._commits or not events:
+            return events
+        last = events[-1].seq
+        ahead = [commit for commit in self._commits if commit.first < last]
+        for commit in ahead:
+            commit.ended.wait()  # its commit is over: a change after it exists
+            self._commits.remove(commit)
+            if commit.committed and not commit.sent:
+                commit.sent = True
+                events = list(heapq.merge(commit.events, events, key=_BY_SEQ))
+        return events
 
     def _catch_up(self) -> list[Event]:
         found: list[Event] = []
@@ -212,7 +277,7 @@ class Feed:
                     return
                 events = self._take(rows, through)
                 if events and hub.active:
-                    hub.to_watchers(events)
+                    hub.to_watchers(self._after_commits(events))
                 callbacks = events if hub.callbacks else _NONE
             if callbacks:
                 hub.to_callbacks(callbacks)
