@@ -66,20 +66,27 @@ def check_seq(op: str, name: str, value: object) -> None:
 class Commit:
     """A transaction's numbered events from just before its commit until they are delivered."""
 
-    __slots__ = ("committed", "ended", "events", "feed", "first", "sent")
+    __slots__ = ("committed", "ending", "events", "feed", "first", "sent")
 
     def __init__(self, feed: Feed, events: list[Event]) -> None:
         self.feed = feed
         self.events = events
-        self.first = min(event.seq for event in events)
-        self.ended = threading.Event()
+        self.first = events[0].seq  # a transaction's events are numbered in order
+        # NOTE: a lock held until the commit ends, cheaper to make than a threading.Event
+        self.ending = threading.Lock()
+        self.ending.acquire()
         self.committed = False
         self.sent = False  # delivered to watchers, by whichever thread came first
 
     def end(self, committed: bool) -> None:
         """The commit is over (the transaction's thread, no lock)."""
         self.committed = committed
-        self.ended.set()
+        self.ending.release()
+
+    def wait(self) -> None:
+        """Until :meth:`end` has run."""
+        with self.ending:
+            pass
 
     def deliver(self) -> list[Event]:
         """After :meth:`end`, lock held: see :meth:`Feed.committed`."""
@@ -151,7 +158,7 @@ class Feed:
         last = events[-1].seq
         ahead = [commit for commit in self._commits if commit.first < last]
         for commit in ahead:
-            commit.ended.wait()  # its commit is over: a change after it exists
+            commit.wait()  # short: a change after it exists, so the commit is over
             self._commits.remove(commit)
             if commit.committed and not commit.sent:
                 commit.sent = True
