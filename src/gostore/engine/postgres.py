@@ -250,11 +250,13 @@ class PostgresEngine:
 
     def put_many(self, rows: Iterable[tuple[str, str, str, int | None]]) -> None:
         # NOTE: one statement cannot change a row twice (ON CONFLICT refuses), so a key given
-        # twice keeps its last row, as a run of single upserts would.
+        # twice keeps its last row, as a run of single upserts would. The rows go in the
+        # table's key order (bytea compares as bytes do): two calls given the same keys in
+        # other orders would otherwise each hold rows the other waits for, a deadlock.
         latest: dict[tuple[bytes, bytes], tuple[bytes, int | None]] = {}
         for group, key, value, expires in rows:
             latest[(group.encode(), key.encode())] = (value.encode(), expires)
-        items = list(latest.items())
+        items = sorted(latest.items())
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
             groups = [gk[0] for gk, _ in chunk]
