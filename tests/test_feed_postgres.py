@@ -17,6 +17,8 @@ import pytest
 import gostore
 from gostore import ChangesExpiredError, Event, EventType, Store, StoreError
 
+from .pg_cluster import wait_until
+
 SET, DELETE, DELETE_GROUP, EXPIRE = EventType
 HELPER = str(Path(__file__).parent / "helpers" / "feed_child.py")
 
@@ -458,8 +460,51 @@ def test_a_feed_function_of_another_version_is_replaced_at_open(pg_fresh_url: st
             "at_ms, origin) VALUES (0, NEW.group_name, NEW.entry_key, NEW.entry_value, 0, "
             "current_setting('gostore.origin', true)); RETURN NULL; END $$"
         )
+        conn.execute("DROP TRIGGER gostore_changes_lock ON entries")  # and no statement lock
     with Store(pg_fresh_url, change_feed=True, purge_interval=0) as store:
+        with connect(pg_fresh_url) as conn:
+            triggers = conn.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = 'gostore_changes_lock' "
+                "AND tgrelid = 'entries'::regclass"
+            ).fetchone()
+        assert triggers == (1,)
         store.set_many("g", {"a": "1", "b": "2"})
         store.delete_group("g")
         recorded = brief(list(store.changes()))
     assert recorded == [(SET, "g", "a", "1"), (SET, "g", "b", "2"), (DELETE_GROUP, "g", "", "")]
+
+
+def test_a_set_beside_a_transaction_writing_the_same_row_later_does_not_deadlock(
+    pg_fresh_url: str,
+) -> None:
+    """Every writing statement takes the feed's lock before its rows: a set that took its row
+    first and then waited for the lock deadlocked with a transaction that held the lock and
+    then wanted that row."""
+    with (
+        Store(pg_fresh_url, change_feed=True, purge_interval=0) as first,
+        Store(pg_fresh_url, change_feed=True, purge_interval=0) as second,
+        connect(pg_fresh_url) as observer,
+    ):
+        errors: list[BaseException] = []
+
+        def set_k1() -> None:
+            try:
+                second.set("g", "k1", "from-the-set")
+            except StoreError as exc:
+                errors.append(exc)
+
+        writer = threading.Thread(target=set_k1)
+        with first.transaction() as tx:
+            tx.set("g", "k0", "from-the-tx")  # the transaction holds the feed's lock now
+            writer.start()
+            assert wait_until(
+                lambda: observer.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                ).fetchone()
+                == (1,),
+                5.0,
+            )
+            tx.set("g", "k1", "from-the-tx")
+        writer.join()
+        assert errors == []
+        assert first.get("g", "k1") == "from-the-set"  # it committed after the transaction

@@ -11,16 +11,19 @@ recorded in the same transaction, as on SQLite. The objects are in ``postgres_fe
 
 NOTE on commit order: ``seq`` comes from a sequence, and a sequence hands out numbers when a
 row is written, not when its transaction commits, so a reader that has seen ``seq`` 8 could
-miss a 7 that commits later. The trigger therefore takes a transaction-level advisory lock (one
-per schema) before it takes a number: a transaction that records changes holds it until it
-commits, so recording transactions commit one at a time in ``seq`` order, and every ``seq``
-below a visible one is committed (or rolled back, a gap never filled). Readers stay plain
-``seq > N`` queries, and a writer knows its own numbers inside its transaction, which the
-facade needs to number its events when it writes. The price: writes that record changes
-serialise on the server like SQLite's writers do, a transaction holding the lock from its first
-recorded change to its commit (a single ``set`` holds it for one statement and its commit;
-benchmarks/RESULTS.md has the cost), and two transactions that each wait for a lock the other
-holds are ended by the server's deadlock detection. The alternatives keep writers concurrent
+miss a 7 that commits later. Every statement that writes ``entries`` therefore takes a
+transaction-level advisory lock (one per schema) in a statement trigger, before it touches a
+row or takes a number: a transaction that writes holds it until it commits, so recording
+transactions commit one at a time in ``seq`` order, and every ``seq`` below a visible one is
+committed (or rolled back, a gap never filled). Readers stay plain ``seq > N`` queries, and a
+writer knows its own numbers inside its transaction, which the facade needs to number its
+events when it writes. Taken before the rows, the lock never waits while its taker holds a row
+(when the row trigger took it, a set holding its row deadlocked with a transaction holding the
+lock and wanting that row). The price: writes serialise on the server like SQLite's writers
+do, a transaction holding the lock from its first write to its commit (a single ``set`` holds
+it for one statement and its commit; benchmarks/RESULTS.md has the cost), and two transactions
+that each wait for a lock the other holds (the feed's, a quota's, an atomic operation's key)
+are ended by the server's deadlock detection. The alternatives keep writers concurrent
 but move the cost elsewhere: a reader bounded by the oldest running transaction
 (``pg_snapshot_xmin``) stalls behind any long transaction of the whole cluster and numbers
 nothing until commit, and a commit-time sequence (a deferred constraint trigger) also leaves
@@ -123,7 +126,8 @@ class PostgresFeedEngine(PostgresEngine):
             if not (present and present[0]) and self.readonly:
                 raise DatabaseError(
                     f"cannot open {self.target!r}: the change feed is not set up in "
-                    f"schema {schema.name!r}; open it once without readonly=True"
+                    f"schema {schema.name!r}, or lacks parts this gostore version needs; "
+                    "open it once without readonly=True"
                 )
             # NOTE: only when something is missing or not this version's: CREATE OR REPLACE
             # TRIGGER locks entries, and would wait at every open for every writer.

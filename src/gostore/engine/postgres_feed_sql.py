@@ -8,8 +8,9 @@ feed next to the table it changed::
                     at_ms, origin)
     gostore_changes_seq                  -- the sequence seq comes from
     gostore_changes_trimmed(seq)         -- the newest seq the retention removed (one row)
-    gostore_record()                     -- the trigger function on entries; it keeps the
-                                            transaction's first seq in gostore.feed_first
+    gostore_record()                     -- the row trigger function on entries; it keeps
+                                            the transaction's first seq in gostore.feed_first
+    gostore_feed_lock()                  -- the statement trigger function: the feed's lock
     gostore_put(), gostore_delete()      -- a write and the seq it was recorded with
     gostore_feed_hold(), gostore_feed_try_hold()  -- take the feed's lock; the newest seq
 """
@@ -72,7 +73,8 @@ class FeedSQL:
     origin      text
 )""",
             f"CREATE TABLE IF NOT EXISTS {s}gostore_changes_trimmed (seq bigint)",
-            # The lock is taken before the seq: see postgres_feed's NOTE on commit order.
+            # The feed's lock is held before the seq is taken (gostore_feed_lock below, at the
+            # start of the statement): see postgres_feed's NOTE on commit order.
             f"""CREATE OR REPLACE FUNCTION {s}gostore_record() RETURNS trigger
 LANGUAGE plpgsql AS $gostore$
 DECLARE
@@ -80,7 +82,6 @@ DECLARE
     first_seq bigint;
     taken bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock({key});
     IF TG_OP = 'DELETE' THEN
         {insert} VALUES ({DELETE}, OLD.group_name, OLD.entry_key, ''::bytea, {NOW_MS}, origin)
             RETURNING seq INTO first_seq;
@@ -107,6 +108,21 @@ END
 $gostore$""",
             f"""CREATE OR REPLACE TRIGGER gostore_changes
 AFTER INSERT OR UPDATE OR DELETE ON {s}entries FOR EACH ROW EXECUTE FUNCTION {s}gostore_record()""",
+            # Every writing statement takes the feed's lock before it touches a row, so no
+            # writer holds a row while it waits for the lock: one that did (the row trigger
+            # took the lock) deadlocked with a transaction holding the lock and wanting that
+            # row. The two triggers are created together, and an open that finds one missing
+            # creates it again.
+            f"""CREATE OR REPLACE FUNCTION {s}gostore_feed_lock() RETURNS trigger
+LANGUAGE plpgsql AS $gostore$
+BEGIN
+    PERFORM pg_advisory_xact_lock({key});
+    RETURN NULL;
+END
+$gostore$""",
+            f"""CREATE OR REPLACE TRIGGER gostore_changes_lock
+BEFORE INSERT OR UPDATE OR DELETE ON {s}entries
+FOR EACH STATEMENT EXECUTE FUNCTION {s}gostore_feed_lock()""",
             # A set and a delete in one statement that also returns the seq recorded: the row
             # trigger has run when the function's own statement ends.
             f"""CREATE OR REPLACE FUNCTION {s}gostore_put(g bytea, k bytea, v bytea, e bigint)
@@ -159,8 +175,8 @@ $gostore$""",
             f"SELECT to_regclass('{table}') IS NOT NULL "
             f"AND to_regclass('{s}gostore_changes_trimmed') IS NOT NULL "
             f"AND to_regprocedure('{s}gostore_feed_try_hold()') IS NOT NULL "
-            "AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'gostore_changes' "
-            f"AND tgrelid = '{s}entries'::regclass)"
+            "AND (SELECT count(*) = 2 FROM pg_trigger WHERE tgname IN ('gostore_changes', "
+            f"'gostore_changes_lock') AND tgrelid = '{s}entries'::regclass)"
         )
         self.put = f"SELECT {s}gostore_put(%b, %b, %b, %b::bigint)"
         self.delete = f"SELECT {s}gostore_delete(%b, %b)"
