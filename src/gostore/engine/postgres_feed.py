@@ -289,9 +289,8 @@ class PostgresFeedEngine(PostgresEngine):
         what its trigger recorded commit together. ``mark``: yield what the feed's fix-up
         statements bind to find the rows the block's statements record (see FeedSQL).
 
-        NOTE: the block does not take the feed's lock first: its statements take their rows
-        and then, in the trigger, the feed's lock, as every write does. Holding the feed's lock
-        while waiting for a row deadlocked with any write of that row."""
+        NOTE: the block takes no lock of its own: each of its writing statements takes the
+        feed's lock (the statement trigger) before its rows, as every write does."""
         own = not self.depth
         if own:
             self.begin()
