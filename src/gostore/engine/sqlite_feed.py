@@ -83,6 +83,9 @@ AFTER INSERT ON main.gostore_changes BEGIN
 END"""
 
 LAST_SEQ = "SELECT max(seq) FROM gostore_changes"
+# This connection's newest change: read from the end, it passes only the changes other
+# connections committed since.
+LAST_OWN = "SELECT seq FROM gostore_changes WHERE origin = ? ORDER BY seq DESC LIMIT 1"
 TRIMMED = "SELECT max(seq) FROM gostore_changes_trimmed"
 READ = (
     "SELECT seq, kind, group_name, entry_key, entry_value, at_ms "
@@ -192,7 +195,10 @@ class SQLiteFeedEngine(SQLiteEngine):
         return int(self._fetch(LAST_SEQ, ())[0][0] or 0)
 
     def feed_written(self) -> int:
-        return self.feed_last_seq()  # the lock excludes every other writer of the file
+        # NOTE: not the newest seq of the file: a write outside a transaction has committed by
+        # now, and another connection may have written since.
+        rows = self._fetch(LAST_OWN, (self.origin,))
+        return int(rows[0][0]) if rows else 0
 
     def feed_trimmed(self) -> int:
         return int(self._fetch(TRIMMED, ())[0][0] or 0)
