@@ -237,9 +237,9 @@ def feed_target(request: pytest.FixtureRequest, db: Path) -> str:
     return str(request.getfixturevalue("pg_fresh_url"))
 
 
-def _after_the_commit(store: Store, step: Callable[[], None]) -> None:
-    """Run ``step`` once, in the writing thread, right after the store's next commit of a
-    transaction and before the transaction's events are delivered."""
+def _transaction_then(store: Store, step: Callable[[], None]) -> None:
+    """Set g/k to "in-tx" in a transaction, and run ``step`` once, in the writing thread,
+    right after the commit and before the transaction's events are delivered."""
     engine: Any = core_of(store).engine
     commit = engine.commit
 
@@ -250,6 +250,8 @@ def _after_the_commit(store: Store, step: Callable[[], None]) -> None:
             step()
 
     engine.commit = commit_then_step
+    with store.transaction() as tx:
+        tx.set("g", "k", "in-tx")
 
 
 def test_a_later_change_of_another_store_is_not_delivered_before_a_transactions_own(
@@ -267,9 +269,7 @@ def test_a_later_change_of_another_store_is_not_delivered_before_a_transactions_
             other.set("g", "k", "later")
             time.sleep(0.3)  # the reader polls every few ms
 
-        _after_the_commit(store, other_writes_and_the_reader_has_time)
-        with store.transaction() as tx:
-            tx.set("g", "k", "in-tx")
+        _transaction_then(store, other_writes_and_the_reader_has_time)
         events = drain(watcher)
     assert [e.value for e in events] == ["in-tx", "later"]
     assert events[0].seq < events[1].seq
@@ -290,9 +290,7 @@ def test_a_later_write_of_another_thread_is_not_delivered_before_a_transactions_
             writer.start()
             writer.join(0.3)
 
-        _after_the_commit(store, another_thread_writes)
-        with store.transaction() as tx:
-            tx.set("g", "k", "in-tx")
+        _transaction_then(store, another_thread_writes)
         writer.join()
         events = drain(watcher)
     assert [e.value for e in events] == ["in-tx", "later"]
