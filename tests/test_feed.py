@@ -297,58 +297,74 @@ def test_a_later_write_of_another_thread_is_not_delivered_before_a_transactions_
     assert events[0].seq < events[1].seq
 
 
-def test_transactions_and_sets_of_two_stores_on_shared_keys_keep_each_keys_order(
+def _writers(store: Store, tag: str) -> list[Callable[[int], object]]:
+    """A store's mix of writes on five shared keys of group g, the n-th call of each."""
+
+    def transaction(n: int) -> None:
+        with store.transaction() as tx:
+            tx.set("g", f"k{n % 5}", f"{tag}{n}")
+            tx.delete("g", f"k{(n + 2) % 5}")
+            tx.set("g", f"k{(n + 1) % 5}", f"{tag}{n}")
+
+    def delete_all(n: int) -> None:
+        time.sleep(0.01)
+        if n % 2:
+            store.delete_group("g")
+        else:
+            store.delete_prefix("g")
+
+    return [
+        transaction,
+        lambda n: store.set_many("g", {f"k{(n + i) % 5}": f"{tag}{n}" for i in range(3)}),
+        lambda n: store.set("g", f"k{n % 5}", f"{tag}{n}"),
+        delete_all,
+    ]
+
+
+def test_a_watcher_replaying_its_events_rebuilds_the_store_under_concurrent_writers(
     feed_target: str,
 ) -> None:
-    """Two stores, each with a thread of two-key transactions and a thread of sets, on three
-    shared keys for 2 s: no call fails (on PostgreSQL, no deadlock on the feed's lock), each
-    key's events arrive in seq order, and the last event of a key is its value."""
+    """Two stores, each with four threads (transactions with a delete, set_many, set,
+    delete_group / delete_prefix) on five shared keys for 2 s: no call fails (on PostgreSQL,
+    no deadlock), one store's watcher receives every change once in seq order, and applying
+    its events in the order they came gives the group's final contents."""
     with (
         Store(feed_target, change_feed=True, purge_interval=0) as one,
         Store(feed_target, change_feed=True, purge_interval=0) as two,
-        one.watch("g", "*", buffer=1_000_000) as watcher,
+        one.watch("g", "*", buffer=10_000_000) as watcher,
     ):
         stop = time.monotonic() + 2.0
         errors: list[BaseException] = []
 
-        def transactions(store: Store, tag: str) -> None:
+        def loop(write: Callable[[int], object]) -> None:
             n = 0
             while time.monotonic() < stop:
                 n += 1
                 try:
-                    with store.transaction() as tx:
-                        tx.set("g", f"k{n % 3}", f"{tag}{n}")
-                        tx.set("g", f"k{(n + 1) % 3}", f"{tag}{n}")
+                    write(n)
                 except StoreError as exc:
                     errors.append(exc)
 
-        def sets(store: Store, tag: str) -> None:
-            n = 0
-            while time.monotonic() < stop:
-                n += 1
-                try:
-                    store.set("g", f"k{n % 3}", f"{tag}{n}")
-                except StoreError as exc:
-                    errors.append(exc)
-
-        work = [(transactions, one, "t1-"), (sets, one, "s1-"), (transactions, two, "t2-")]
-        work.append((sets, two, "s2-"))
-        threads = [threading.Thread(target=f, args=(store, tag)) for f, store, tag in work]
+        writes = _writers(one, "one-") + _writers(two, "two-")
+        threads = [threading.Thread(target=loop, args=(write,)) for write in writes]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         events = drain(watcher, 1.0)
         assert errors == []
-        by_key: dict[str, list[Event]] = {}
+        seqs = [event.seq for event in events]
+        assert seqs == sorted(set(seqs))
+        replayed: dict[str, str] = {}
         for event in events:
-            by_key.setdefault(event.key, []).append(event)
-        assert sorted(by_key) == ["k0", "k1", "k2"]
-        for key, received in by_key.items():
-            seqs = [event.seq for event in received]
-            assert seqs == sorted(seqs), key
-            assert one.get("g", key) == received[-1].value
-        assert len({event.seq for event in events}) == len(events)
+            if event.type is SET:
+                replayed[event.key] = event.value
+            elif event.type is DELETE:
+                replayed.pop(event.key, None)
+            elif event.type is DELETE_GROUP:
+                replayed.clear()
+        assert {DELETE, DELETE_GROUP} <= {event.type for event in events}
+        assert replayed == one.get_all("g")
 
 
 def test_an_own_write_keeps_its_seq_when_another_connection_writes_right_after_it(
