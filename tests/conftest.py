@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -75,6 +76,25 @@ def run_in_threads(work: Callable[[int], object], count: int) -> None:
         thread.join()
     if errors:
         raise errors[0]
+
+
+def keep_calling(calls: list[Callable[[int], object]], seconds: float) -> list[BaseException]:
+    """Call each of ``calls`` with 1, 2, 3... in a thread of its own for ``seconds``; return
+    the :class:`~gostore.StoreError` they raised (any other exception fails the test)."""
+    stop = time.monotonic() + seconds
+    failed: list[BaseException] = []
+
+    def loop(call: Callable[[int], object]) -> None:
+        n = 0
+        while time.monotonic() < stop:
+            n += 1
+            try:
+                call(n)
+            except gostore.StoreError as exc:
+                failed.append(exc)
+
+    run_in_threads(lambda i: loop(calls[i]), len(calls))
+    return failed
 
 
 def drain(watcher: gostore.Watcher) -> list[gostore.Event]:

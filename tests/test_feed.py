@@ -23,6 +23,8 @@ from gostore import ChangesExpiredError, Event, EventType, Store, StoreError
 from gostore._core import core_of
 from gostore.aio import AsyncStore
 
+from .conftest import keep_calling
+
 HELPER = str(Path(__file__).parent / "helpers" / "feed_child.py")
 GEN = Path(__file__).parent / "data" / "gen_gostore_db"
 GO_TESTS = os.environ.get("GOSTORE_GO_TESTS", "").strip() == "1" and shutil.which("go") is not None
@@ -333,24 +335,7 @@ def test_a_watcher_replaying_its_events_rebuilds_the_store_under_concurrent_writ
         Store(feed_target, change_feed=True, purge_interval=0) as two,
         one.watch("g", "*", buffer=10_000_000) as watcher,
     ):
-        stop = time.monotonic() + 2.0
-        errors: list[BaseException] = []
-
-        def loop(write: Callable[[int], object]) -> None:
-            n = 0
-            while time.monotonic() < stop:
-                n += 1
-                try:
-                    write(n)
-                except StoreError as exc:
-                    errors.append(exc)
-
-        writes = _writers(one, "one-") + _writers(two, "two-")
-        threads = [threading.Thread(target=loop, args=(write,)) for write in writes]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        errors = keep_calling(_writers(one, "one-") + _writers(two, "two-"), 2.0)
         events = drain(watcher, 1.0)
         assert errors == []
         seqs = [event.seq for event in events]
