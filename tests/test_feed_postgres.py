@@ -494,3 +494,33 @@ def test_a_set_beside_a_transaction_writing_the_same_row_later_does_not_deadlock
         writer.join()
         assert errors == []
         assert first.get("g", "k1") == "from-the-set"  # it committed after the transaction
+
+
+def test_a_delete_group_waiting_for_the_feed_removes_a_row_committed_meanwhile(
+    pg_fresh_url: str,
+) -> None:
+    """The feed records a delete_group as one DELETE_GROUP after every change committed
+    before it, so it must remove a row inserted by a transaction that committed while the
+    delete_group waited for the feed's lock (a DELETE whose snapshot predates the wait kept
+    it)."""
+    with (
+        Store(pg_fresh_url, change_feed=True, purge_interval=0) as first,
+        Store(pg_fresh_url, change_feed=True, purge_interval=0) as second,
+        connect(pg_fresh_url) as observer,
+    ):
+        first.set("g", "old", "v")
+        deleter = threading.Thread(target=second.delete_group, args=("g",))
+        with first.transaction() as tx:
+            tx.set("g", "new", "v")  # a new row; the transaction holds the feed's lock
+            deleter.start()
+            assert wait_until(
+                lambda: observer.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                ).fetchone()
+                == (1,),
+                5.0,
+            )
+        deleter.join()
+        assert first.get_all("g") == {}
+        recorded = brief(list(first.changes()))
+    assert recorded[-1] == (DELETE_GROUP, "g", "", "")
