@@ -524,3 +524,15 @@ def test_a_delete_group_waiting_for_the_feed_removes_a_row_committed_meanwhile(
         assert first.get_all("g") == {}
         recorded = brief(list(first.changes()))
     assert recorded[-1] == (DELETE_GROUP, "g", "", "")
+
+
+def test_each_event_of_a_set_many_carries_the_seq_of_its_own_row(pg_fresh_url: str) -> None:
+    """A watcher resuming from any event's seq must get exactly the changes after it."""
+    with (
+        Store(pg_fresh_url, change_feed=True, purge_interval=0) as store,
+        store.watch("g", "*") as watcher,
+    ):
+        store.set_many("g", {"b": "1", "c": "2", "a": "3"})
+        live = [(e.key, e.value, e.seq) for e in drain(watcher)]
+        recorded = [(e.key, e.value, e.seq) for e in store.changes()]
+    assert live == recorded

@@ -70,6 +70,7 @@ class PostgresEngine:
 
     shared = True
     feed = False  # PostgresFeedEngine (postgres_feed) is the engine with the change feed
+    key_ordered_batches = True  # see put_many
 
     def __init__(self, url: str, options: EngineOptions) -> None:
         self.target = redact(url)
@@ -251,12 +252,13 @@ class PostgresEngine:
     def put_many(self, rows: Iterable[tuple[str, str, str, int | None]]) -> None:
         # NOTE: one statement cannot change a row twice (ON CONFLICT refuses), so a key given
         # twice keeps its last row, as a run of single upserts would. The rows go in the
-        # table's key order (bytea compares as bytes do): two calls given the same keys in
-        # other orders would otherwise each hold rows the other waits for, a deadlock.
+        # table's key order (bytea compares as bytes do) when ``key_ordered_batches``: two
+        # calls given the same keys in other orders would otherwise each hold rows the other
+        # waits for, a deadlock.
         latest: dict[tuple[bytes, bytes], tuple[bytes, int | None]] = {}
         for group, key, value, expires in rows:
             latest[(group.encode(), key.encode())] = (value.encode(), expires)
-        items = sorted(latest.items())
+        items = sorted(latest.items()) if self.key_ordered_batches else list(latest.items())
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
             groups = [gk[0] for gk, _ in chunk]
