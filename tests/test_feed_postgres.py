@@ -460,6 +460,11 @@ def test_a_feed_function_of_another_version_is_replaced_at_open(pg_fresh_url: st
     assert recorded == [(SET, "g", "a", "1"), (SET, "g", "b", "2"), (DELETE_GROUP, "g", "", "")]
 
 
+def _until_one_session_waits_for_a_lock(observer: psycopg.Connection[Any]) -> None:
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    assert wait_until(lambda: observer.execute(query).fetchone() == (1,), 5.0)
+
+
 def test_a_set_beside_a_transaction_writing_the_same_row_later_does_not_deadlock(
     pg_fresh_url: str,
 ) -> None:
@@ -483,13 +488,7 @@ def test_a_set_beside_a_transaction_writing_the_same_row_later_does_not_deadlock
         with first.transaction() as tx:
             tx.set("g", "k0", "from-the-tx")  # the transaction holds the feed's lock now
             writer.start()
-            assert wait_until(
-                lambda: observer.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                ).fetchone()
-                == (1,),
-                5.0,
-            )
+            _until_one_session_waits_for_a_lock(observer)
             tx.set("g", "k1", "from-the-tx")
         writer.join()
         assert errors == []
@@ -513,13 +512,7 @@ def test_a_delete_group_waiting_for_the_feed_removes_a_row_committed_meanwhile(
         with first.transaction() as tx:
             tx.set("g", "new", "v")  # a new row; the transaction holds the feed's lock
             deleter.start()
-            assert wait_until(
-                lambda: observer.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                ).fetchone()
-                == (1,),
-                5.0,
-            )
+            _until_one_session_waits_for_a_lock(observer)
         deleter.join()
         assert first.get_all("g") == {}
         recorded = brief(list(first.changes()))
