@@ -126,7 +126,7 @@ class Feed:
             foreign = self._catch_up()
             if foreign:
                 events = list(heapq.merge(foreign, events, key=_BY_SEQ))
-        self.hub.to_watchers(self._after_commits(events))
+        self.hub.to_watchers(self._after_commits(events) if self._commits else events)
         return events if self.hub.callbacks else _NONE
 
     def committing(self, events: list[Event]) -> Commit:
@@ -153,7 +153,7 @@ class Feed:
     def _after_commits(self, events: list[Event]) -> list[Event]:
         """``events`` (in ``seq`` order) with, before them, the events of every transaction
         that commits ahead of them but has not delivered yet (lock held)."""
-        if not self._commits or not events:
+        if not events:
             return events
         last = events[-1].seq
         ahead = [commit for commit in self._commits if commit.first < last]
@@ -284,7 +284,7 @@ class Feed:
                     return
                 events = self._take(rows, through)
                 if events and hub.active:
-                    hub.to_watchers(self._after_commits(events))
+                    hub.to_watchers(self._after_commits(events) if self._commits else events)
                 callbacks = events if hub.callbacks else _NONE
             if callbacks:
                 hub.to_callbacks(callbacks)

@@ -248,7 +248,7 @@ class PostgresFeedEngine(PostgresEngine):
 
     def delete_group(self, group: str) -> bool:
         sql = self.sql
-        with self._recording(mark=True) as before:
+        with self._recording():
             # NOTE: the feed's lock in a statement of its own first. This records one
             # DELETE_GROUP, "every row of the group is gone", so the DELETE must see every row
             # committed before it; but a statement's snapshot is taken as it starts, before
@@ -256,7 +256,8 @@ class PostgresFeedEngine(PostgresEngine):
             # during that wait would survive, after a SET the feed numbers before the
             # DELETE_GROUP. (No deadlock: every write takes the lock before its rows. Per-row
             # records, a purge's or another program's, say just what the statement did.)
-            self._run(sql.hold, (), one)
+            # Holding it, every row recorded after the newest seq is this transaction's.
+            before = int(self._run(sql.hold, (), one)[0])
             removed = super().delete_group(group)
             if removed:
                 self._run(sql.forget, (before,), nothing)
@@ -265,8 +266,8 @@ class PostgresFeedEngine(PostgresEngine):
 
     def delete_range(self, lo: str, hi: str | bytes) -> list[str]:
         sql = self.sql
-        with self._recording(mark=True) as before:
-            self._run(sql.hold, (), one)  # the feed's lock first: see delete_group
+        with self._recording():
+            before = int(self._run(sql.hold, (), one)[0])  # the feed's lock first: see delete_group
             if not super().delete_range(lo, hi):
                 return []
             # In the order recorded, so the caller's events line up with the rows written.
